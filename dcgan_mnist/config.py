@@ -1,0 +1,145 @@
+"""Every setting of a training run, with upstream's defaults, in one dataclass.
+
+The command line of `python -m dcgan_mnist.train` is built from these fields (add_arguments), and
+the settings of a run are saved beside its checkpoints (config.json) so that resume, generate and
+evaluate read them back instead of asking the user again. No default is written anywhere else.
+"""
+import argparse
+import dataclasses
+import json
+import math
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+class ConfigError(ValueError):
+    """A flag or setting with a bad value; the message names the flag."""
+
+
+def _f(default, help, run=False, **kw):
+    # run=True: the setting decides the run's weights and the order of its batches, so a
+    # checkpoint folder holding another value cannot be resumed with this one.
+    return field(default=default, metadata=dict(help=help, run=run, **kw))
+
+
+@dataclass
+class Config:
+    # Upstream's hyperparameters (train.py), UPSTREAM.md.
+    n_epochs: int = _f(100, "epochs to train (upstream's code: 100)")
+    learning_rate: float = _f(0.0002, "Adam learning rate, for D and G alike", run=True)
+    beta1: float = _f(0.5, "Adam beta1 (beta2 0.999 and epsilon 1e-8 are TF1's defaults)", run=True)
+    batch_size: int = _f(128, "images per iteration", run=True)
+    dim_z: int = _f(100, "noise size, drawn from U(-1, 1) every iteration", run=True)
+    dim_y: int = _f(10, "number of labels (one-hot size)", run=True)
+    dim_W1: int = _f(1024, "units of the fully connected layers", run=True)
+    dim_W2: int = _f(128, "channels at 7 x 7", run=True)
+    dim_W3: int = _f(64, "channels at 14 x 14", run=True)
+    dim_channel: int = _f(1, "image channels", run=True)
+    visualize_dim: int = _f(196, "samples per grid; a square number (196: 14 x 14)")
+    k: int = _f(2, "D is updated when iteration %% k == 0, G otherwise", run=True)
+    step: int = _f(200, "write a grid every STEP iterations")
+
+    # The port's own settings.
+    upstream_quirks: bool = _f(False, "restore upstream's three defects (clipped logits, batchnormed D "
+                                      "logit, (x+1)/2 grids) to reproduce its original run", run=True)
+    seed: Optional[int] = _f(None, "seed for weights, noise, shuffling and grids; drawn and printed "
+                                   "when not given", run=True)
+    max_iterations: Optional[int] = _f(None, "stop after this many iterations in all (short runs)")
+    log_every: int = _f(1, "print upstream's six log lines every N iterations")
+    data_dir: str = _f("data", "folder with the IDX files (raw or .gz) or mnist.npz")
+    dataset: str = _f("mnist", "what to download or look for when --data-dir has no files", run=True,
+                      choices=("mnist", "fashion_mnist"))
+    train_images: Optional[str] = _f(None, "an IDX image file to train on instead (with --train-labels)")
+    train_labels: Optional[str] = _f(None, "the IDX label file that goes with --train-images")
+    valid_size: int = _f(10000, "training images held out for validation (upstream: the last 10000 "
+                                "of a seeded shuffle)", run=True)
+    vis_dir: str = _f("vis", "where sample_%%04d.jpg grids are written")
+    checkpoint_dir: str = _f("checkpoints", "checkpoints and the run's config.json; a run resumes from here")
+    verbose: bool = _f(False, "show TensorFlow's own start-up messages")
+
+    # ---- derived and checked ----
+    def model_kwargs(self):
+        return dict(batch_size=self.batch_size, image_shape=[28, 28, self.dim_channel], dim_z=self.dim_z,
+                    dim_y=self.dim_y, dim_W1=self.dim_W1, dim_W2=self.dim_W2, dim_W3=self.dim_W3,
+                    dim_channel=self.dim_channel, upstream_quirks=self.upstream_quirks)
+
+    def validate(self):
+        """Raise ConfigError naming the first bad flag. Data-dependent checks happen in data.py."""
+        def bad(name, why):
+            raise ConfigError(f"--{flag_name(name)} {getattr(self, name)}: {why}")
+
+        for name in ("batch_size", "k", "step", "dim_z", "dim_y", "dim_W1", "dim_W2", "dim_W3",
+                     "dim_channel", "visualize_dim", "log_every"):
+            if getattr(self, name) < 1:
+                bad(name, "must be at least 1")
+        if self.dim_y != 10:
+            bad("dim_y", "must be 10: the data have labels 0 to 9")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            bad("learning_rate", "must be a number above 0")
+        if not 0 <= self.beta1 < 1:
+            bad("beta1", "must be in [0, 1)")
+        if self.n_epochs < 0:
+            bad("n_epochs", "must not be negative")
+        if self.max_iterations is not None and self.max_iterations < 0:
+            bad("max_iterations", "must not be negative")
+        if self.valid_size < 0:
+            bad("valid_size", "must not be negative")
+        if math.isqrt(self.visualize_dim) ** 2 != self.visualize_dim:
+            bad("visualize_dim", "must be a square number (the grid is n x n)")
+        if self.seed is not None and not 0 <= self.seed < 2 ** 63:
+            bad("seed", "must be in [0, 2**63)")
+        if (self.train_images is None) != (self.train_labels is None):
+            missing = "train_labels" if self.train_labels is None else "train_images"
+            raise ConfigError(f"--{flag_name(missing)} is missing: --train-images and --train-labels go together")
+        for name in ("train_images", "train_labels"):
+            path = getattr(self, name)
+            if path is not None and not os.path.isfile(path):
+                bad(name, "no such file")
+        return self
+
+    # ---- the run's record beside its checkpoints ----
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text):
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in json.loads(text).items() if k in known})
+
+    def run_differences(self, other):
+        """Names of the run-deciding settings (run=True) whose values differ from other's."""
+        return [f.name for f in dataclasses.fields(self)
+                if f.metadata["run"] and getattr(self, f.name) != getattr(other, f.name)]
+
+
+def flag_name(field_name):
+    return field_name.lower().replace("_", "-")
+
+
+def add_arguments(parser, cls=Config):
+    """One flag per field, named --field-name, its default and help taken from the dataclass."""
+    for f in dataclasses.fields(cls):
+        flag = "--" + flag_name(f.name)
+        if f.type is bool:
+            parser.add_argument(flag, dest=f.name, action="store_true", help=f.metadata["help"])
+            continue
+        kind = f.type
+        if typing.get_origin(kind) is typing.Union:  # Optional[int] -> int
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        help_text = f.metadata["help"] + ("" if f.default is None else " (default: %(default)s)")
+        parser.add_argument(flag, dest=f.name, type=kind, default=f.default, help=help_text,
+                            metavar=f.name.upper(), choices=f.metadata.get("choices"))
+    return parser
+
+
+def from_args(args, cls=Config):
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse whose errors are one line on stderr and exit status 2 (no usage block)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")

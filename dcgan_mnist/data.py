@@ -1,0 +1,258 @@
+"""MNIST-style data: IDX and npz reading, validation, download, splits, the tf.data pipeline.
+
+Upstream's load.py read four raw IDX files from data/ with 60000 / 10000 hard-coded. Here counts
+and shapes come from the files' own headers, every file is checked, and a malformed one raises
+DataError with a one-line message naming the file and what is wrong.
+"""
+import gzip
+import hashlib
+import os
+import zlib
+from typing import NamedTuple, Optional
+
+import numpy as np
+import tensorflow as tf
+
+
+class DataError(ValueError):
+    """A data file that is missing, unreadable or malformed; the message names it."""
+
+
+# IDX: a 4-byte magic (0, 0, type code, number of dimensions), one big-endian uint32 per
+# dimension, then the data. MNIST files are unsigned bytes (type code 0x08).
+IDX_UBYTE = 0x08
+TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+TEST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+# Where each dataset comes from when no local files are found. Content checks are SHA-256 of the
+# uncompressed arrays' files, so any gzip wrapper of the same data passes.
+KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+MNIST_NPZ_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"  # Keras's mnist.npz
+FASHION_SHA256 = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+DEBIAN_FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+class Dataset(NamedTuple):
+    train_images: np.ndarray           # uint8 [N, 28, 28]
+    train_labels: np.ndarray           # int64 [N], 0..9
+    test_images: Optional[np.ndarray]  # the test pair, when present
+    test_labels: Optional[np.ndarray]
+    source: str                        # where it was read from, for the log
+
+
+# ---------------------------------------------------------------- reading and checking
+
+def _read_bytes(path):
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(f"{path}: corrupt gzip stream ({e})") from None
+    return raw
+
+
+def read_idx(path, ndim):
+    """Read an unsigned-byte IDX file with ndim dimensions (raw or gzip) into a uint8 array."""
+    raw = _read_bytes(path)
+    if len(raw) < 4:
+        raise DataError(f"{path}: truncated: {len(raw)} bytes, not even an IDX header")
+    if raw[0] != 0 or raw[1] != 0 or raw[2] != IDX_UBYTE:
+        raise DataError(f"{path}: wrong magic number 0x{raw[:4].hex()}: expected 0x000008{ndim:02x} "
+                        f"(an unsigned-byte IDX file)")
+    if raw[3] != ndim:
+        raise DataError(f"{path}: wrong number of dimensions {raw[3]}: expected {ndim} "
+                        f"({'images' if ndim == 3 else 'labels'})")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated: the header needs {header} bytes, the file has {len(raw)}")
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    size = int(np.prod(dims, dtype=np.int64))
+    if len(raw) - header < size:
+        raise DataError(f"{path}: truncated: header says {' x '.join(map(str, dims))} = {size} bytes of "
+                        f"data, the file has {len(raw) - header}")
+    if len(raw) - header > size:
+        raise DataError(f"{path}: {len(raw) - header - size} bytes after the {size} the header declares")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def check_pair(images, labels, images_name, labels_name):
+    """Check an image array and its labels; return (uint8 [N, 28, 28], int64 [N])."""
+    if images.ndim != 3:
+        raise DataError(f"{images_name}: images must have 3 dimensions [N, 28, 28], got shape {images.shape}")
+    if images.shape[1:] != (28, 28):
+        raise DataError(f"{images_name}: images are {images.shape[1]} x {images.shape[2]}, expected 28 x 28")
+    if images.dtype != np.uint8:
+        raise DataError(f"{images_name}: images must be uint8 pixels, got {images.dtype}")
+    if labels.ndim != 1:
+        raise DataError(f"{labels_name}: labels must have 1 dimension, got shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{labels_name}: labels must be integers, got {labels.dtype}")
+    if len(images) != len(labels):
+        raise DataError(f"{images_name} has {len(images)} images but {labels_name} has {len(labels)} labels")
+    if len(labels) == 0:
+        raise DataError(f"{images_name}: no images")
+    if labels.min() < 0 or labels.max() > 9:
+        bad = labels[(labels < 0) | (labels > 9)][0]
+        raise DataError(f"{labels_name}: label {bad} outside 0 to 9")
+    return images, labels.astype(np.int64)
+
+
+def load_idx_pair(images_path, labels_path):
+    return check_pair(read_idx(images_path, 3), read_idx(labels_path, 1), images_path, labels_path)
+
+
+def load_npz(path):
+    """A Keras-style mnist.npz: x_train, y_train and, when present, x_test, y_test."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zlib.error, KeyError) as e:
+        raise DataError(f"{path}: not a readable npz file ({e})") from None
+    except Exception as e:  # zipfile.BadZipFile and friends from a damaged archive
+        raise DataError(f"{path}: not a readable npz file ({type(e).__name__}: {e})") from None
+    for key in ("x_train", "y_train"):
+        if key not in arrays:
+            raise DataError(f"{path}: no array '{key}' (an mnist.npz holds x_train, y_train, x_test, y_test)")
+    train = check_pair(arrays["x_train"], arrays["y_train"], f"{path}[x_train]", f"{path}[y_train]")
+    test = (None, None)
+    if "x_test" in arrays and "y_test" in arrays:
+        test = check_pair(arrays["x_test"], arrays["y_test"], f"{path}[x_test]", f"{path}[y_test]")
+    return train + test
+
+
+def _find(folder, name):
+    """The path of IDX file `name` in folder, raw or .gz, or None."""
+    for candidate in (name, name + ".gz"):
+        path = os.path.join(folder, candidate)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def load_folder(folder):
+    """IDX files (raw or .gz) or an mnist.npz in folder -> Dataset, or None if it has neither."""
+    train = [_find(folder, n) for n in TRAIN_FILES]
+    if all(train):
+        test = [_find(folder, n) for n in TEST_FILES]
+        test_pair = load_idx_pair(*test) if all(test) else (None, None)
+        return Dataset(*load_idx_pair(*train), *test_pair, source=folder)
+    npz = os.path.join(folder, "mnist.npz")
+    if os.path.isfile(npz):
+        return Dataset(*load_npz(npz), source=npz)
+    if any(train):
+        have, lack = (train[0], TRAIN_FILES[1]) if train[0] else (train[1], TRAIN_FILES[0])
+        raise DataError(f"{folder}: has {os.path.basename(have)} but not {lack}[.gz]")
+    return None
+
+
+# ---------------------------------------------------------------- download
+
+def _keras_home():
+    return os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras"))
+
+
+def _sha256_of_content(path):
+    return hashlib.sha256(_read_bytes(path)).hexdigest()
+
+
+def _fetch(fname, origin, cache_subdir, sha256):
+    """keras.utils.get_file into a .part name, renamed only once its content checks out, so an
+    interrupted or damaged download never poisons the cache."""
+    import keras
+
+    final = os.path.join(_keras_home(), cache_subdir, fname)
+    if os.path.isfile(final) and _sha256_of_content(final) == sha256:
+        return final
+    try:
+        part = keras.utils.get_file(fname + ".part", origin=origin, cache_subdir=cache_subdir,
+                                    cache_dir=_keras_home())
+    except Exception as e:
+        raise DataError(f"cannot download {origin} ({type(e).__name__}: {e})") from None
+    if _sha256_of_content(part) != sha256:
+        os.remove(part)
+        raise DataError(f"{origin}: downloaded file fails its content check; removed, try again")
+    os.replace(part, final)
+    return final
+
+
+def download(dataset):
+    if dataset == "mnist":
+        path = _fetch("mnist.npz", KERAS_ORIGIN + "mnist.npz", "datasets", MNIST_NPZ_SHA256)
+        return Dataset(*load_npz(path), source=path)
+    paths = {n: _fetch(n + ".gz", KERAS_ORIGIN + n + ".gz", "datasets/fashion-mnist", FASHION_SHA256[n])
+             for n in TRAIN_FILES + TEST_FILES}
+    return Dataset(*load_idx_pair(*(paths[n] for n in TRAIN_FILES)),
+                   *load_idx_pair(*(paths[n] for n in TEST_FILES)), source="Fashion-MNIST (downloaded)")
+
+
+def load_dataset(cfg):
+    """The data a run trains on, by the flags: --train-images/--train-labels, else --data-dir,
+    else (Fashion-MNIST) Debian's dataset-fashion-mnist, else a download."""
+    if cfg.train_images is not None:
+        return Dataset(*load_idx_pair(cfg.train_images, cfg.train_labels), None, None,
+                       source=f"{cfg.train_images}, {cfg.train_labels}")
+    if os.path.isdir(cfg.data_dir):
+        found = load_folder(cfg.data_dir)
+        if found is not None:
+            return found
+    if cfg.dataset == "fashion_mnist" and os.path.isdir(DEBIAN_FASHION_DIR):
+        found = load_folder(DEBIAN_FASHION_DIR)
+        if found is not None:
+            return found
+    try:
+        return download(cfg.dataset)
+    except DataError as e:
+        raise DataError(
+            f"no training data in --data-dir {cfg.data_dir} and the download failed ({e}); put "
+            f"{TRAIN_FILES[0]}[.gz] and {TRAIN_FILES[1]}[.gz] (or mnist.npz) in {cfg.data_dir}/, "
+            f"or pass --train-images FILE --train-labels FILE") from None
+
+
+def fingerprint(images, labels):
+    """A short hash of the training data, so a run never resumes on other data by mistake."""
+    h = hashlib.sha256(np.ascontiguousarray(images).tobytes())
+    h.update(np.ascontiguousarray(labels).astype(np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- splits and pipeline
+
+def mnist_with_valid_set(images, labels, valid_size, seed):
+    """Upstream's split with its shuffle seeded: the last valid_size of a shuffled copy are held
+    out for validation. Returns (trX, vaX, trY, vaY)."""
+    order = np.random.default_rng(seed).permutation(len(images))
+    images, labels = images[order], labels[order]
+    n_train = len(images) - valid_size
+    return images[:n_train], images[n_train:], labels[:n_train], labels[n_train:]
+
+
+def epoch_order(n, seed, epoch):
+    """The shuffle of one epoch: a function of (seed, epoch) only, so a resumed run replays it."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def training_batches(images, labels, batch_size, seed, epoch, skip=0):
+    """The epoch's batches after the first `skip`: (float32 images [B, 28, 28, 1] in [0, 1],
+    int32 labels [B]). Images stay uint8 until this pipeline scales them; only the trailing
+    partial batch is dropped (upstream's zip dropped a full one more when N % B == 0)."""
+    order = epoch_order(len(images), seed, epoch)
+    order = order[skip * batch_size:(len(images) // batch_size) * batch_size]
+    ds = tf.data.Dataset.from_tensor_slices(order.astype(np.int64)).batch(batch_size, drop_remainder=True)
+    images_t = tf.constant(images)
+    labels_t = tf.constant(labels.astype(np.int32))
+
+    def gather(idx):
+        x = tf.cast(tf.gather(images_t, idx), tf.float32)[..., None] / 255.0
+        return x, tf.gather(labels_t, idx)
+
+    return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,229 @@
+"""Train the conditional DCGAN: `python -m dcgan_mnist.train [flags]`.
+
+Upstream's train.py loop, TF2-native: one global iteration counter, D updated when
+iteration % k == 0 and G otherwise, six log lines per iteration, a 14 x 14 grid of fixed
+samples every `step` iterations. Added: compiled steps whose printed losses come from the same
+forward pass (upstream ran a second one), checkpoints that resume exactly, and flags for all.
+"""
+import json
+import os
+import secrets
+import sys
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dcgan_mnist import data
+from dcgan_mnist.config import Config, ConfigError, OneLineErrorParser, add_arguments, from_args
+from dcgan_mnist.data import DataError
+from dcgan_mnist.grid import save_visualization
+from dcgan_mnist.model import DCGAN
+
+RUN_FILE = "run.json"  # the run's settings and data fingerprint, beside its checkpoints
+
+
+class RunError(RuntimeError):
+    """A run that cannot start or go on (e.g. a checkpoint folder of another run)."""
+
+
+# ---------------------------------------------------------------- the run's record
+
+def write_json_atomic(obj, path):
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def read_run(checkpoint_dir):
+    """(Config, data fingerprint) of the run recorded in checkpoint_dir, or (None, None)."""
+    path = os.path.join(checkpoint_dir, RUN_FILE)
+    if not os.path.isfile(path):
+        return None, None
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        return Config.from_json(json.dumps(record["config"])), record.get("data_fingerprint")
+    except (ValueError, KeyError, TypeError) as e:
+        raise RunError(f"{path}: unreadable run record ({e})") from None
+
+
+def make_checkpoint(model, d_optimizer=None, g_optimizer=None, noise_rng=None):
+    """Everything that decides the rest of a run: weights, both Adams, the noise generator's
+    state and the counters. The shuffle is a function of (seed, epoch), so it needs no state."""
+    parts = dict(model=model, iteration=tf.Variable(0, dtype=tf.int64), epoch=tf.Variable(0, dtype=tf.int64))
+    if d_optimizer is not None:
+        parts.update(d_optimizer=d_optimizer, g_optimizer=g_optimizer, noise_rng=noise_rng)
+    return tf.train.Checkpoint(**parts)
+
+
+def restore_model(checkpoint_dir, checkpoint=None):
+    """The generator a run left: (model, Config, checkpoint path). Used by generate/evaluate."""
+    cfg, _ = read_run(checkpoint_dir)
+    path = checkpoint or tf.train.latest_checkpoint(checkpoint_dir)
+    if cfg is None or path is None:
+        raise RunError(f"no checkpoint in {checkpoint_dir}: train first (python -m dcgan_mnist.train "
+                       f"--checkpoint-dir {checkpoint_dir}) or pass --checkpoint-dir of a run")
+    model = DCGAN(**cfg.model_kwargs(), seed=0)
+    try:
+        make_checkpoint(model).restore(path).expect_partial()
+    except (tf.errors.OpError, ValueError) as e:
+        raise RunError(f"{path}: cannot restore checkpoint ({e.__class__.__name__})") from None
+    return model, cfg, path
+
+
+# ---------------------------------------------------------------- the loop
+
+def grid_inputs(cfg):
+    """The grid's Z and labels: drawn once per run from its seed (upstream: once per process),
+    so a resumed run keeps drawing the same digits."""
+    rng = np.random.default_rng([cfg.seed, 2])
+    Z = rng.uniform(-1, 1, size=(cfg.visualize_dim, cfg.dim_z)).astype(np.float32)
+    labels = rng.integers(0, cfg.dim_y, size=cfg.visualize_dim)
+    return tf.constant(Z), tf.one_hot(labels, cfg.dim_y)
+
+
+def print_iteration(it, updating, gen_loss, discrim_loss, p_real, p_gen):
+    # Upstream's six lines, word for word, so scripts that read its logs read these.
+    print(f"=========== updating {updating} ==========")
+    print("iteration:", it)
+    print("gen loss:", np.float32(gen_loss))
+    print("discrim loss:", np.float32(discrim_loss))
+    print("Average P(real)=", np.float32(p_real))
+    print("Average P(gen)=", np.float32(p_gen))
+
+
+def prepare(cfg):
+    """Check everything and load the data before anything is written. Returns
+    (cfg with its seed resolved, training images, training labels, fingerprint)."""
+    cfg.validate()
+    saved, saved_fingerprint = read_run(cfg.checkpoint_dir)
+    if saved is not None and cfg.seed is None:
+        cfg.seed = saved.seed  # resuming: the run's own seed decides its future
+    if saved is not None:
+        differ = cfg.run_differences(saved)
+        if differ:
+            what = ", ".join(f"--{n.replace('_', '-').lower()} {getattr(saved, n)} (now {getattr(cfg, n)})"
+                             for n in differ)
+            raise RunError(f"{cfg.checkpoint_dir} holds a run with other settings: {what}; use another "
+                           f"--checkpoint-dir or the same settings")
+    dataset = data.load_dataset(cfg)
+    if cfg.seed is None:
+        cfg.seed = secrets.randbits(31)
+    if cfg.valid_size >= len(dataset.train_images):
+        raise ConfigError(f"--valid-size {cfg.valid_size} leaves no training images of the "
+                          f"{len(dataset.train_images)} in {dataset.source}; pass a smaller --valid-size")
+    trX, _, trY, _ = data.mnist_with_valid_set(dataset.train_images, dataset.train_labels, cfg.valid_size, cfg.seed)
+    if cfg.batch_size > len(trX):
+        raise ConfigError(f"--batch-size {cfg.batch_size} is larger than the {len(trX)} training images "
+                          f"({len(dataset.train_images)} in {dataset.source} less --valid-size {cfg.valid_size})")
+    fingerprint = data.fingerprint(trX, trY)
+    if saved_fingerprint is not None and fingerprint != saved_fingerprint:
+        raise RunError(f"{cfg.checkpoint_dir} holds a run trained on other data than {dataset.source}; "
+                       f"use another --checkpoint-dir or the run's data")
+    print(f"data: {len(trX)} training images from {dataset.source} ({cfg.valid_size} held out)")
+    return cfg, trX, trY, fingerprint
+
+
+def train(cfg):
+    cfg, trX, trY, fingerprint = prepare(cfg)
+    print(f"seed: {cfg.seed}")
+
+    model = DCGAN(**cfg.model_kwargs(), seed=cfg.seed)
+    # TF1's AdamOptimizer defaults, as upstream used: beta2 0.999, epsilon 1e-8 (Keras: 1e-7).
+    d_optimizer = keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta1, beta_2=0.999, epsilon=1e-8)
+    g_optimizer = keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta1, beta_2=0.999, epsilon=1e-8)
+    d_optimizer.build(model.discrim_vars)  # slots exist before a restore fills them
+    g_optimizer.build(model.gen_vars)
+    noise_rng = tf.random.Generator.from_seed(cfg.seed).split(1)[0]
+    ckpt = make_checkpoint(model, d_optimizer, g_optimizer, noise_rng)
+    manager = tf.train.CheckpointManager(ckpt, cfg.checkpoint_dir, max_to_keep=10)  # upstream's Saver meant 10
+
+    if manager.latest_checkpoint:
+        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        print(f"resuming from {manager.latest_checkpoint} at iteration {int(ckpt.iteration)}")
+    os.makedirs(cfg.checkpoint_dir, exist_ok=True)
+    os.makedirs(cfg.vis_dir, exist_ok=True)
+    write_json_atomic({"config": json.loads(cfg.to_json()), "data_fingerprint": fingerprint},
+                      os.path.join(cfg.checkpoint_dir, RUN_FILE))
+
+    def train_step(images, labels, cost_index, var_list, optimizer):
+        Y = tf.one_hot(labels, cfg.dim_y)
+        Z = noise_rng.uniform([tf.shape(images)[0], cfg.dim_z], -1.0, 1.0)
+        with tf.GradientTape() as tape:
+            d_cost, g_cost, p_real, p_gen = model.build_model(Z, Y, images)
+        cost = (d_cost, g_cost)[cost_index]
+        optimizer.apply_gradients(zip(tape.gradient(cost, var_list), var_list))
+        # The printed figures come from this same forward pass (upstream ran a second one).
+        return d_cost, g_cost, tf.reduce_mean(p_real), tf.reduce_mean(p_gen)
+
+    d_step = tf.function(lambda x, y: train_step(x, y, 0, model.discrim_vars, d_optimizer))
+    g_step = tf.function(lambda x, y: train_step(x, y, 1, model.gen_vars, g_optimizer))
+    grid_Z, grid_Y = grid_inputs(cfg)
+    sample = tf.function(model.samples_generator)
+    side = int(round(cfg.visualize_dim ** 0.5))
+
+    steps_per_epoch = len(trX) // cfg.batch_size
+    total = cfg.n_epochs * steps_per_epoch
+    if cfg.max_iterations is not None:
+        total = min(total, cfg.max_iterations)
+    iteration = int(ckpt.iteration)
+    saved_at = iteration
+
+    while iteration < total:
+        epoch = iteration // steps_per_epoch
+        first = iteration
+        start = time.perf_counter()
+        for images, labels in data.training_batches(trX, trY, cfg.batch_size, cfg.seed, epoch,
+                                                    skip=iteration % steps_per_epoch):
+            if iteration >= total:
+                break
+            updating_d = iteration % cfg.k == 0
+            d_cost, g_cost, p_real, p_gen = (d_step if updating_d else g_step)(images, labels)
+            if iteration % cfg.log_every == 0:
+                print_iteration(iteration, "D" if updating_d else "G", g_cost, d_cost, p_real, p_gen)
+            if iteration % cfg.step == 0:
+                save_visualization(sample(grid_Z, grid_Y).numpy(), (side, side),
+                                   os.path.join(cfg.vis_dir, "sample_%04d.jpg" % (iteration // cfg.step)),
+                                   upstream_quirks=cfg.upstream_quirks)
+            iteration += 1
+        float(d_cost)  # wait for the last step before reading the clock
+        seconds = time.perf_counter() - start
+        done = iteration - first
+        print(f"epoch {epoch + 1}/{cfg.n_epochs}: {done} iterations in {seconds:.1f} s, "
+              f"{seconds / max(done, 1):.4f} s/iteration, {done * cfg.batch_size / seconds:.0f} images/s")
+        ckpt.iteration.assign(iteration)
+        ckpt.epoch.assign(iteration // steps_per_epoch)
+        if iteration % steps_per_epoch == 0 or iteration >= total:
+            manager.save(checkpoint_number=iteration)
+            saved_at = iteration
+
+    if saved_at != iteration or manager.latest_checkpoint is None:
+        ckpt.iteration.assign(iteration)
+        manager.save(checkpoint_number=iteration)
+    print(f"done: {iteration} iterations; checkpoint {manager.latest_checkpoint}; grids in {cfg.vis_dir}/")
+    return model
+
+
+def main(argv=None):
+    parser = OneLineErrorParser(prog="python -m dcgan_mnist.train",
+                                description="Train the conditional DCGAN of yihui-he/GAN-MNIST on MNIST.")
+    add_arguments(parser)
+    cfg = from_args(parser.parse_args(argv))
+    sys.stdout.reconfigure(line_buffering=True)
+    try:
+        train(cfg)
+    except (ConfigError, DataError, RunError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
