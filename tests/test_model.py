@@ -1,0 +1,135 @@
+"""The network of UPSTREAM.md: variable names and shapes, every tensor shape of the walk-through,
+and batchnorm, lrelu and the costs against NumPy references, default and upstream-quirks modes."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dcgan_mnist import model as model_mod
+from dcgan_mnist.config import Config
+from dcgan_mnist.model import DCGAN, batchnormalize, bce, lrelu
+
+UPSTREAM_SHAPES = {
+    "gen_W1": [110, 1024], "gen_W2": [1034, 6272], "gen_W3": [5, 5, 64, 138], "gen_W4": [5, 5, 1, 74],
+    "discrim_W1": [5, 5, 11, 64], "discrim_W2": [5, 5, 74, 128], "discrim_W3": [6282, 1024],
+    "discrim_W4": [1034, 1],
+}
+
+
+@pytest.fixture(scope="module")
+def dcgan():
+    return DCGAN(**Config().model_kwargs(), seed=0)
+
+
+def test_variable_names_shapes_and_init(dcgan):
+    by_name = {v.name.split(":")[0]: v for v in dcgan.trainable_variables}
+    assert {n: list(v.shape) for n, v in by_name.items()} == UPSTREAM_SHAPES
+    assert [v.name.split(":")[0] for v in dcgan.gen_vars] == ["gen_W1", "gen_W2", "gen_W3", "gen_W4"]
+    assert [v.name.split(":")[0] for v in dcgan.discrim_vars] == [f"discrim_W{i}" for i in range(1, 5)]
+    w = by_name["discrim_W3"].numpy()
+    assert abs(w.mean()) < 1e-3 and abs(w.std() - 0.02) < 1e-3  # N(0, 0.02)
+
+
+def record_shapes(monkeypatch):
+    """Record the output shape of every label concat and the input of every batchnorm."""
+    seen = []
+    concat, bn = model_mod.concat_label, model_mod.batchnormalize
+
+    def concat_rec(h, Y):
+        out = concat(h, Y)
+        seen.append(("concat", list(out.shape)))
+        return out
+
+    def bn_rec(X, eps=1e-8):
+        seen.append(("bn", list(X.shape)))
+        return bn(X, eps)
+
+    monkeypatch.setattr(model_mod, "concat_label", concat_rec)
+    monkeypatch.setattr(model_mod, "batchnormalize", bn_rec)
+    return seen
+
+
+@pytest.mark.parametrize("B", [128, 5])
+def test_generator_walkthrough_shapes(dcgan, monkeypatch, B):
+    seen = record_shapes(monkeypatch)
+    Y = tf.one_hot(np.arange(B) % 10, 10)
+    out = dcgan.generate(tf.random.uniform([B, 100], -1, 1), Y)
+    assert seen == [("concat", [B, 110]), ("bn", [B, 1024]), ("concat", [B, 1034]), ("bn", [B, 6272]),
+                    ("concat", [B, 7, 7, 138]), ("bn", [B, 14, 14, 64]), ("concat", [B, 14, 14, 74])]
+    assert list(out.shape) == [B, 28, 28, 1]
+
+
+@pytest.mark.parametrize("B", [128, 5])
+@pytest.mark.parametrize("quirks", [False, True])
+def test_discriminator_walkthrough_shapes(monkeypatch, B, quirks):
+    dcgan = DCGAN(**{**Config().model_kwargs(), "upstream_quirks": quirks}, seed=0)
+    seen = record_shapes(monkeypatch)
+    Y = tf.one_hot(np.arange(B) % 10, 10)
+    out = dcgan.discriminate(tf.random.uniform([B, 28, 28, 1]), Y)
+    expected = [("concat", [B, 28, 28, 11]), ("concat", [B, 14, 14, 74]), ("bn", [B, 7, 7, 128]),
+                ("concat", [B, 6282]), ("bn", [B, 1024]), ("concat", [B, 1034])]
+    if quirks:
+        expected.append(("bn", [B, 1]))  # upstream defect 2: the logit is batchnormed
+    assert seen == expected
+    assert list(out.shape) == [B, 1]
+
+
+def test_samples_any_batch_size_in_unit_range(dcgan):
+    for B in (196, 3):
+        x = dcgan.samples_generator(tf.random.uniform([B, 100], -1, 1), tf.one_hot(np.arange(B) % 10, 10))
+        assert x.shape == (B, 28, 28, 1)
+        assert float(tf.reduce_min(x)) >= 0.0 and float(tf.reduce_max(x)) <= 1.0
+
+
+def test_batchnorm_matches_numpy():
+    rng = np.random.default_rng(1)
+    for shape in [(16, 7), (4, 5, 5, 3)]:
+        x = rng.normal(3.0, 2.0, size=shape).astype(np.float32)
+        axes = tuple(range(x.ndim - 1))
+        ref = (x - x.mean(axes)) / np.sqrt(x.var(axes) + 1e-8)  # biased variance, as upstream
+        np.testing.assert_allclose(batchnormalize(tf.constant(x)).numpy(), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_lrelu_matches_numpy():
+    x = np.random.default_rng(2).normal(size=100).astype(np.float32)
+    np.testing.assert_allclose(lrelu(tf.constant(x)).numpy(), np.where(x > 0, x, 0.2 * x), rtol=1e-6, atol=1e-6)
+
+
+def np_bce(logits, targets):
+    p = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    return np.mean(-(targets * np.log(p) + (1 - targets) * np.log(1 - p)))
+
+
+def test_bce_default_and_quirks():
+    logits = np.random.default_rng(3).normal(0, 4, size=(64, 1)).astype(np.float32)
+    for t in (np.ones_like(logits), np.zeros_like(logits)):
+        np.testing.assert_allclose(bce(logits, t).numpy(), np_bce(logits, t), rtol=1e-5)
+        # Upstream defect 1: logits clipped to [1e-7, 1 - 1e-7] first.
+        clipped = np.clip(logits, 1e-7, 1 - 1e-7)
+        np.testing.assert_allclose(bce(logits, t, upstream_quirks=True).numpy(), np_bce(clipped, t), rtol=1e-5)
+    # The fixed cost stays finite where a naive log(sigmoid) would not.
+    assert np.isfinite(bce(tf.constant([[200.0], [-200.0]]), tf.constant([[0.0], [1.0]])).numpy())
+
+
+@pytest.mark.parametrize("quirks", [False, True])
+def test_build_model_costs_match_numpy(quirks):
+    kw = {**Config().model_kwargs(), **dict(dim_W1=32, dim_W2=8, dim_W3=8), "upstream_quirks": quirks}
+    dcgan = DCGAN(**kw, seed=4)
+    rng = np.random.default_rng(5)
+    Z = tf.constant(rng.uniform(-1, 1, size=(12, 100)).astype(np.float32))
+    Y = tf.one_hot(rng.integers(0, 10, 12), 10)
+    real = tf.constant(rng.uniform(0, 1, size=(12, 28, 28, 1)).astype(np.float32))
+    d_cost, g_cost, p_real, p_gen = dcgan.build_model(Z, Y, real)
+    raw_real = dcgan.discriminate(real, Y).numpy()
+    raw_gen = dcgan.discriminate(tf.sigmoid(dcgan.generate(Z, Y)), Y).numpy()
+    clip = (lambda a: np.clip(a, 1e-7, 1 - 1e-7)) if quirks else (lambda a: a)
+    np.testing.assert_allclose(d_cost.numpy(), np_bce(clip(raw_real), 1) + np_bce(clip(raw_gen), 0), rtol=1e-4)
+    np.testing.assert_allclose(g_cost.numpy(), np_bce(clip(raw_gen), 1), rtol=1e-4)
+    np.testing.assert_allclose(p_real.numpy(), 1 / (1 + np.exp(-raw_real)), rtol=1e-5)
+    np.testing.assert_allclose(p_gen.numpy(), 1 / (1 + np.exp(-raw_gen)), rtol=1e-5)
+    if quirks:
+        # Defect 2: under the lrelu, every batch's logits are normalised to mean 0, variance 1.
+        for raw in (raw_real, raw_gen):
+            pre = np.where(raw > 0, raw, raw / 0.2)
+            assert abs(pre.mean()) < 1e-4 and abs(pre.var() - 1) < 1e-3
+    else:
+        assert abs(np.where(raw_real > 0, raw_real, raw_real / 0.2).var() - 1) > 1e-2

@@ -1,0 +1,140 @@
+"""The training loop: which variables each iteration updates, the D/G schedule, exact resume,
+the command line's log and grids, and short runs on real data."""
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from conftest import FASHION, SHARED_MNIST, SMALL_FLAGS, SMALL_MODEL, random_digits, run_cli, write_idx
+from dcgan_mnist.config import Config
+from dcgan_mnist.model import DCGAN
+from dcgan_mnist.train import train
+
+
+def small_cfg(tmp_path, tiny_idx, **kw):
+    base = dict(data_dir=str(tiny_idx), valid_size=0, batch_size=8, seed=7, step=2,
+                checkpoint_dir=str(tmp_path / "ckpt"), vis_dir=str(tmp_path / "vis"), **SMALL_MODEL)
+    base.update(kw)
+    return Config(**base)
+
+
+def checkpoint_values(ckpt_dir):
+    reader = tf.train.load_checkpoint(str(ckpt_dir))
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+            if k not in ("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/.ATTRIBUTES/VARIABLE_VALUE")}
+
+
+def weights(values, prefix):
+    return {k: v for k, v in values.items() if k.startswith(f"model/{prefix}")}
+
+
+def test_d_iteration_updates_only_d_and_g_iteration_only_g(tmp_path, tiny_idx, capsys):
+    cfg = small_cfg(tmp_path, tiny_idx, max_iterations=1)
+    start = DCGAN(**cfg.model_kwargs(), seed=cfg.seed)  # the run's initial weights, from its seed
+    train(cfg)
+    after_d = checkpoint_values(cfg.checkpoint_dir)
+    for v in start.gen_vars:
+        np.testing.assert_array_equal(after_d[f"model/{v.name.split(':')[0]}/.ATTRIBUTES/VARIABLE_VALUE"], v.numpy())
+    for v in start.discrim_vars:
+        assert not np.array_equal(after_d[f"model/{v.name.split(':')[0]}/.ATTRIBUTES/VARIABLE_VALUE"], v.numpy())
+
+    train(small_cfg(tmp_path, tiny_idx, max_iterations=2))  # resumes: iteration 1 is a G iteration
+    after_g = checkpoint_values(cfg.checkpoint_dir)
+    for k, v in weights(after_d, "discrim").items():
+        np.testing.assert_array_equal(after_g[k], v)
+    for k, v in weights(after_d, "gen").items():
+        assert not np.array_equal(after_g[k], v)
+    assert "updating D" in capsys.readouterr().out
+
+
+def test_schedule_follows_iteration_mod_k(tmp_path, tiny_idx, capsys):
+    train(small_cfg(tmp_path, tiny_idx, max_iterations=7, k=3))
+    out = capsys.readouterr().out
+    updates = re.findall(r"=========== updating (\w) ==========\niteration: (\d+)", out)
+    assert updates == [("D" if i % 3 == 0 else "G", str(i)) for i in range(7)]
+
+
+def test_resume_equals_uninterrupted(tmp_path, tiny_idx, capsys):
+    # 64 images, batch 8, 32 held out -> 4 iterations an epoch: the resume crosses an epoch.
+    one = small_cfg(tmp_path / "a", tiny_idx, valid_size=32, max_iterations=6, step=1)
+    train(one)
+    train(small_cfg(tmp_path / "b", tiny_idx, valid_size=32, max_iterations=3, step=1))
+    out = capsys.readouterr().out
+    train(small_cfg(tmp_path / "b", tiny_idx, valid_size=32, max_iterations=6, step=1))
+    assert "resuming from" in capsys.readouterr().out and "iteration: 3" in out
+    a, b = checkpoint_values(tmp_path / "a" / "ckpt"), checkpoint_values(tmp_path / "b" / "ckpt")
+    assert a.keys() == b.keys() and any("optimizer" in k for k in a) and any("noise_rng" in k for k in a)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    last = "sample_0005.jpg"
+    assert (tmp_path / "a/vis" / last).read_bytes() == (tmp_path / "b/vis" / last).read_bytes()
+
+
+def test_without_seed_one_is_drawn_printed_and_kept(tmp_path, tiny_idx, capsys):
+    train(small_cfg(tmp_path, tiny_idx, seed=None, max_iterations=1))
+    seed = int(re.search(r"seed: (\d+)", capsys.readouterr().out).group(1))
+    train(small_cfg(tmp_path, tiny_idx, seed=None, max_iterations=2))
+    assert f"seed: {seed}" in capsys.readouterr().out
+
+
+def test_cli_smoke_prints_upstream_log_and_writes_grid(tmp_path, tiny_idx):
+    r = run_cli("train", "--data-dir", tiny_idx, "--valid-size", "0", "--batch-size", "8", "--max-iterations", "3",
+                "--seed", "1", *SMALL_FLAGS, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    i = lines.index("=========== updating D ==========")
+    assert lines[i + 1] == "iteration: 0"
+    for j, prefix in enumerate(["gen loss: ", "discrim loss: ", "Average P(real)= ", "Average P(gen)= "]):
+        assert lines[i + 2 + j].startswith(prefix)
+        float(lines[i + 2 + j][len(prefix):])
+    assert "=========== updating G ==========" in lines
+    assert re.search(r"epoch 1/100: 3 iterations in [\d.]+ s, [\d.]+ s/iteration, \d+ images/s", r.stdout)
+    assert r.stderr == ""  # no TensorFlow start-up noise
+    grid = Image.open(tmp_path / "vis" / "sample_0000.jpg")
+    assert grid.size == (392, 392) and grid.mode == "RGB"
+    assert (tmp_path / "checkpoints" / "run.json").exists()
+
+
+def test_log_every_thins_the_log(tmp_path, tiny_idx, capsys):
+    train(small_cfg(tmp_path, tiny_idx, max_iterations=7, log_every=3))
+    assert re.findall(r"iteration: (\d+)", capsys.readouterr().out) == ["0", "3", "6"]
+
+
+def test_bad_flag_and_bad_data_exit_2_with_one_line(tmp_path, tiny_idx):
+    r = run_cli("train", "--k", "0", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.strip() == "error: --k 0: must be at least 1"
+    (tmp_path / "bad").mkdir()
+    images, labels = random_digits(8)
+    write_idx(tmp_path / "bad" / "train-images-idx3-ubyte", images)
+    write_idx(tmp_path / "bad" / "train-labels-idx1-ubyte", np.full(8, 11))
+    r = run_cli("train", "--data-dir", tmp_path / "bad", "--valid-size", "0", cwd=tmp_path)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "train-labels-idx1-ubyte: label 11 outside 0 to 9" in r.stderr
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "vis").exists()
+
+
+def test_other_settings_in_checkpoint_dir_are_refused(tmp_path, tiny_idx):
+    train(small_cfg(tmp_path, tiny_idx, max_iterations=1))
+    with pytest.raises(Exception, match=r"--dim-w1 32 \(now 64\)"):
+        train(small_cfg(tmp_path, tiny_idx, max_iterations=2, dim_W1=64))
+
+
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"real MNIST files not found at {SHARED_MNIST}")
+def test_short_run_on_real_mnist_digits(tmp_path):
+    r = run_cli("train", "--train-images", SHARED_MNIST / "t10k-images-idx3-ubyte.gz",
+                "--train-labels", SHARED_MNIST / "t10k-labels-idx1-ubyte.gz", "--valid-size", "2000",
+                "--max-iterations", "4", "--step", "2", "--seed", "3", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "data: 8000 training images" in r.stdout
+    assert sorted(p.name for p in (tmp_path / "vis").iterdir()) == ["sample_0000.jpg", "sample_0001.jpg"]
+    losses = [float(x) for x in re.findall(r"gen loss: (\S+)", r.stdout)]
+    assert len(losses) == 4 and all(np.isfinite(losses))
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+def test_short_run_on_fashion_mnist(tmp_path):
+    r = run_cli("train", "--dataset", "fashion_mnist", "--max-iterations", "2", "--seed", "3", *SMALL_FLAGS, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "data: 50000 training images from /usr/share/datasets/fashion-mnist" in r.stdout
