@@ -56,7 +56,7 @@ class Config:
     valid_size: int = _f(10000, "training images held out for validation (upstream: the last 10000 "
                                 "of a seeded shuffle)", run=True)
     vis_dir: str = _f("vis", "where sample_%%04d.jpg grids are written")
-    checkpoint_dir: str = _f("checkpoints", "checkpoints and the run's config.json; a run resumes from here")
+    checkpoint_dir: str = _f("checkpoints", "checkpoints and the run's record (run.json); a run resumes from here")
     verbose: bool = _f(False, "show TensorFlow's own start-up messages")
 
     # ---- derived and checked ----
