@@ -58,6 +58,14 @@ class Config:
     vis_dir: str = _f("vis", "where sample_%%04d.jpg grids are written")
     checkpoint_dir: str = _f("checkpoints", "checkpoints and the run's record (run.json); a run resumes from here")
     verbose: bool = _f(False, "show TensorFlow's own start-up messages")
+    # Scaling out and watching a run (README: "Several GPUs or hosts, TensorBoard, export").
+    strategy: str = _f("auto", "devices to train on: one, mirrored (every local GPU), multiworker (hosts "
+                               "named by TF_CONFIG); auto: multiworker if TF_CONFIG is set, mirrored if "
+                               "several GPUs are visible, else one", choices=("auto", "one", "mirrored", "multiworker"))
+    logdir: Optional[str] = _f(None, "write TensorBoard summaries (losses, P(real), P(gen), s/iteration, grids) here")
+    progress: bool = _f(False, "a progress bar per epoch (ETA, it/s, latest losses) instead of the six-line log")
+    gif: bool = _f(False, "only build VIS_DIR/progress.gif from the grids already there, then exit "
+                          "(every run also builds it at its end)")
 
     # ---- derived and checked ----
     def model_kwargs(self):

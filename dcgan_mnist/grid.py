@@ -58,3 +58,23 @@ def save_visualization(images, shape, save_path, upstream_quirks=False):
     """Upstream's name: write images as a grid of shape (rows, cols) to save_path."""
     kw = {"quality": 95} if _format(save_path) == "JPEG" else {}
     save_image_atomic(make_grid(images, shape, upstream_quirks), save_path, **kw)
+
+
+def save_progress_gif(vis_dir, name="progress.gif", frame_ms=200, last_frame_ms=2000):
+    """Animate vis_dir's sample_NNNN.jpg grids in the order they were written into vis_dir/name,
+    so a user sees the digits form. Returns the GIF's path, or None when there is no grid."""
+    grids = []
+    for entry in os.listdir(vis_dir) if os.path.isdir(vis_dir) else []:
+        stem, ext = os.path.splitext(entry)
+        if ext == ".jpg" and stem.startswith("sample_") and stem[7:].isdigit():
+            grids.append((int(stem[7:]), entry))
+    if not grids:
+        return None
+    frames = []
+    for _, entry in sorted(grids):
+        with Image.open(os.path.join(vis_dir, entry)) as image:
+            frames.append(image.convert("RGB"))
+    path = os.path.join(vis_dir, name)
+    durations = [frame_ms] * (len(frames) - 1) + [last_frame_ms]  # hold the last grid
+    save_image_atomic(frames[0], path, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    return path

@@ -16,8 +16,25 @@ def batchnormalize(X, eps=1e-8):
     # Upstream: batch mean and biased variance over every axis but the channels, no learned
     # scale or offset and no moving averages, so sampling uses batch statistics too.
     axes = list(range(len(X.shape) - 1))
-    mean, var = tf.nn.moments(X, axes)
+    replica = tf.distribute.get_replica_context()
+    if replica is not None and replica.num_replicas_in_sync > 1:
+        mean, var = global_moments(X, axes, replica)
+    else:
+        mean, var = tf.nn.moments(X, axes)
     return (X - mean) / tf.sqrt(var + eps)
+
+
+def global_moments(X, axes, replica):
+    """tf.nn.moments of the global batch when each replica holds a slice of it: the slices' sums
+    are all-reduced, so every replica normalises as one device would with the whole batch. Two
+    passes as tf.nn.moments does (the mean, then squared deviations from it), not E[x^2] - mean^2,
+    which loses precision. all_reduce is differentiable: its gradient is the all-reduced gradient."""
+    SUM = tf.distribute.ReduceOp.SUM
+    count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(X), axes)), X.dtype)
+    total, count = replica.all_reduce(SUM, [tf.reduce_sum(X, axes), count])
+    mean = total / count
+    squares = replica.all_reduce(SUM, tf.reduce_sum(tf.math.squared_difference(X, tf.stop_gradient(mean)), axes))
+    return mean, squares / count
 
 
 def lrelu(X, leak=0.2):

@@ -16,11 +16,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan_mnist import data
+from dcgan_mnist import data, distribute
 from dcgan_mnist.config import Config, ConfigError, OneLineErrorParser, add_arguments, from_args
 from dcgan_mnist.data import DataError
-from dcgan_mnist.grid import save_visualization
+from dcgan_mnist.grid import save_progress_gif, save_visualization
 from dcgan_mnist.model import DCGAN
+from dcgan_mnist.monitor import Monitor
 
 RUN_FILE = "run.json"  # the run's settings and data fingerprint, beside its checkpoints
 
@@ -132,39 +133,60 @@ def prepare(cfg):
 
 
 def train(cfg):
+    if cfg.gif:
+        return make_gif(cfg)
+    cfg.validate()
+    strategy = distribute.make_strategy(cfg)  # first: a multi-worker runtime is set up before any op
+    chief = distribute.is_chief(strategy)
+    if not chief:
+        distribute.quiet_worker(strategy)
     cfg, trX, trY, fingerprint = prepare(cfg)
     print(f"seed: {cfg.seed}")
+    if strategy.num_replicas_in_sync > 1:
+        print(f"replicas: {strategy.num_replicas_in_sync}, {cfg.batch_size // strategy.num_replicas_in_sync} "
+              f"images each per iteration")
 
-    model = DCGAN(**cfg.model_kwargs(), seed=cfg.seed)
-    # TF1's AdamOptimizer defaults, as upstream used: beta2 0.999, epsilon 1e-8 (Keras: 1e-7).
-    d_optimizer = keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta1, beta_2=0.999, epsilon=1e-8)
-    g_optimizer = keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta1, beta_2=0.999, epsilon=1e-8)
-    d_optimizer.build(model.discrim_vars)  # slots exist before a restore fills them
-    g_optimizer.build(model.gen_vars)
-    noise_rng = tf.random.Generator.from_seed(cfg.seed).split(1)[0]
+    with strategy.scope():  # weights and Adam slots mirrored on every replica
+        model = DCGAN(**cfg.model_kwargs(), seed=cfg.seed)
+        # TF1's AdamOptimizer defaults, as upstream used: beta2 0.999, epsilon 1e-8 (Keras: 1e-7).
+        d_optimizer = keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta1, beta_2=0.999, epsilon=1e-8)
+        g_optimizer = keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta1, beta_2=0.999, epsilon=1e-8)
+        d_optimizer.build(model.discrim_vars)  # slots exist before a restore fills them
+        g_optimizer.build(model.gen_vars)
+    noise_rng = tf.random.Generator.from_seed(cfg.seed).split(1)[0]  # outside the scope: one global Z
     ckpt = make_checkpoint(model, d_optimizer, g_optimizer, noise_rng)
     manager = tf.train.CheckpointManager(ckpt, cfg.checkpoint_dir, max_to_keep=10)  # upstream's Saver meant 10
 
     if manager.latest_checkpoint:
         ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         print(f"resuming from {manager.latest_checkpoint} at iteration {int(ckpt.iteration)}")
-    os.makedirs(cfg.checkpoint_dir, exist_ok=True)
-    os.makedirs(cfg.vis_dir, exist_ok=True)
-    write_json_atomic({"config": json.loads(cfg.to_json()), "data_fingerprint": fingerprint},
-                      os.path.join(cfg.checkpoint_dir, RUN_FILE))
+    if not chief:
+        manager = distribute.worker_checkpoint_manager(ckpt)
+    else:
+        os.makedirs(cfg.checkpoint_dir, exist_ok=True)
+        os.makedirs(cfg.vis_dir, exist_ok=True)
+        write_json_atomic({"config": json.loads(cfg.to_json()), "data_fingerprint": fingerprint},
+                          os.path.join(cfg.checkpoint_dir, RUN_FILE))
+    replicas = strategy.num_replicas_in_sync
 
-    def train_step(images, labels, cost_index, var_list, optimizer):
+    def noise(images):
+        # Drawn for the global batch and sliced per replica (distribute.py), so Z is the same
+        # on any number of devices.
+        return noise_rng.uniform([tf.shape(images)[0], cfg.dim_z], -1.0, 1.0)
+
+    def train_step(images, labels, Z, cost_index, var_list, optimizer):
         Y = tf.one_hot(labels, cfg.dim_y)
-        Z = noise_rng.uniform([tf.shape(images)[0], cfg.dim_z], -1.0, 1.0)
         with tf.GradientTape() as tape:
             d_cost, g_cost, p_real, p_gen = model.build_model(Z, Y, images)
-        cost = (d_cost, g_cost)[cost_index]
+            cost = (d_cost, g_cost)[cost_index]
+            if replicas > 1:  # Keras sums the replicas' gradients: each gives its share of the mean
+                cost = cost / replicas
         optimizer.apply_gradients(zip(tape.gradient(cost, var_list), var_list))
         # The printed figures come from this same forward pass (upstream ran a second one).
         return d_cost, g_cost, tf.reduce_mean(p_real), tf.reduce_mean(p_gen)
 
-    d_step = tf.function(lambda x, y: train_step(x, y, 0, model.discrim_vars, d_optimizer))
-    g_step = tf.function(lambda x, y: train_step(x, y, 1, model.gen_vars, g_optimizer))
+    d_step = distribute.step_function(strategy, lambda x, y, z: train_step(x, y, z, 0, model.discrim_vars, d_optimizer), noise)
+    g_step = distribute.step_function(strategy, lambda x, y, z: train_step(x, y, z, 1, model.gen_vars, g_optimizer), noise)
     grid_Z, grid_Y = grid_inputs(cfg)
     sample = tf.function(model.samples_generator)
     side = int(round(cfg.visualize_dim ** 0.5))
@@ -175,26 +197,30 @@ def train(cfg):
         total = min(total, cfg.max_iterations)
     iteration = int(ckpt.iteration)
     saved_at = iteration
+    monitor = Monitor(cfg, steps_per_epoch, total, print_iteration, enabled=chief)
 
     while iteration < total:
         epoch = iteration // steps_per_epoch
         first = iteration
         start = time.perf_counter()
+        monitor.epoch_start(epoch, iteration)
         for images, labels in data.training_batches(trX, trY, cfg.batch_size, cfg.seed, epoch,
                                                     skip=iteration % steps_per_epoch):
             if iteration >= total:
                 break
             updating_d = iteration % cfg.k == 0
             d_cost, g_cost, p_real, p_gen = (d_step if updating_d else g_step)(images, labels)
-            if iteration % cfg.log_every == 0:
-                print_iteration(iteration, "D" if updating_d else "G", g_cost, d_cost, p_real, p_gen)
-            if iteration % cfg.step == 0:
-                save_visualization(sample(grid_Z, grid_Y).numpy(), (side, side),
+            monitor.iteration(iteration, "D" if updating_d else "G", d_cost, g_cost, p_real, p_gen)
+            if iteration % cfg.step == 0 and chief:
+                samples = sample(grid_Z, grid_Y).numpy()
+                save_visualization(samples, (side, side),
                                    os.path.join(cfg.vis_dir, "sample_%04d.jpg" % (iteration // cfg.step)),
                                    upstream_quirks=cfg.upstream_quirks)
+                monitor.grid(iteration, samples)
             iteration += 1
         float(d_cost)  # wait for the last step before reading the clock
         seconds = time.perf_counter() - start
+        monitor.epoch_end()
         done = iteration - first
         print(f"epoch {epoch + 1}/{cfg.n_epochs}: {done} iterations in {seconds:.1f} s, "
               f"{seconds / max(done, 1):.4f} s/iteration, {done * cfg.batch_size / seconds:.0f} images/s")
@@ -207,8 +233,20 @@ def train(cfg):
     if saved_at != iteration or manager.latest_checkpoint is None:
         ckpt.iteration.assign(iteration)
         manager.save(checkpoint_number=iteration)
+    monitor.close()
+    if chief and save_progress_gif(cfg.vis_dir):
+        print(f"animation of the grids: {os.path.join(cfg.vis_dir, 'progress.gif')}")
     print(f"done: {iteration} iterations; checkpoint {manager.latest_checkpoint}; grids in {cfg.vis_dir}/")
     return model
+
+
+def make_gif(cfg):
+    """--gif: (re)build vis_dir/progress.gif from the grids already written, train nothing."""
+    path = save_progress_gif(cfg.vis_dir)
+    if path is None:
+        raise ConfigError(f"--vis-dir {cfg.vis_dir}: no sample_NNNN.jpg grids to animate")
+    print(f"wrote {path}")
+    return None
 
 
 def main(argv=None):

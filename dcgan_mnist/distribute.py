@@ -1,0 +1,125 @@
+"""Training on several devices or hosts with tf.distribute, with single-device semantics.
+
+Upstream trained on one device. Here --strategy picks tf.distribute.MirroredStrategy (the GPUs
+of one host) or MultiWorkerMirroredStrategy (several hosts, described by TF_CONFIG as TensorFlow
+documents). What stays as on one device, so a run is the same whatever it runs on:
+  - the batch is global (--batch-size images per iteration); each replica takes its slice;
+  - the noise Z is drawn once per iteration for the global batch, from the checkpointed
+    generator, and sliced the same way, so replica r sees rows r*B/n .. (r+1)*B/n - 1;
+  - batch-norm statistics are those of the global batch (model.global_moments);
+  - each replica's cost is its share of the global mean and Keras sums the replicas' gradients.
+Only summation order differs from one device, hence float32 rounding, nothing more.
+"""
+import atexit
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import tensorflow as tf
+
+from dcgan_mnist.config import ConfigError
+
+RUN_FILE = "run.json"  # train.RUN_FILE; a resumed multi-worker run takes its seed from it
+
+
+def make_strategy(cfg):
+    """The tf.distribute strategy for --strategy, or the default (one-device) strategy.
+    Call before any other TensorFlow op: MultiWorkerMirroredStrategy must set up the runtime."""
+    kind = cfg.strategy
+    tf_config = os.environ.get("TF_CONFIG")
+    if kind == "auto":
+        if tf_config:
+            kind = "multiworker"
+        else:
+            kind = "mirrored" if len(tf.config.list_physical_devices("GPU")) > 1 else "one"
+    if kind == "one":
+        return tf.distribute.get_strategy()
+    if kind == "multiworker":
+        check_tf_config(tf_config)
+        if cfg.seed is None and not os.path.isfile(os.path.join(cfg.checkpoint_dir, RUN_FILE)):
+            raise ConfigError("--seed is missing: every worker of a multi-worker run must draw the same "
+                              "weights and noise; pass the same --seed to all of them")
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    else:
+        # Every local GPU; without GPUs every logical CPU device (one unless configured otherwise,
+        # as the tests do with tf.config.set_logical_device_configuration).
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
+    n = strategy.num_replicas_in_sync
+    if cfg.batch_size % n:
+        raise ConfigError(f"--batch-size {cfg.batch_size}: does not split evenly over the {n} replicas; "
+                          f"pass a multiple of {n}")
+    return strategy
+
+
+def check_tf_config(text):
+    if not text:
+        raise ConfigError("--strategy multiworker: TF_CONFIG is not set; give each worker "
+                          "TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:port\", ...]}, "
+                          "\"task\": {\"type\": \"worker\", \"index\": I}}'")
+    try:
+        spec = json.loads(text)
+        workers = spec["cluster"]["worker"]
+        task = spec["task"]
+        assert isinstance(workers, list) and task["type"] in spec["cluster"]
+        assert 0 <= int(task["index"]) < len(spec["cluster"][task["type"]])
+    except (ValueError, KeyError, TypeError, AssertionError):
+        raise ConfigError("TF_CONFIG: not a valid cluster description: expected {\"cluster\": {\"worker\": "
+                          "[\"host:port\", ...]}, \"task\": {\"type\": \"worker\", \"index\": I}} with I "
+                          "a position in the list") from None
+
+
+def is_chief(strategy):
+    """True for the one process that writes logs, grids, checkpoints and summaries: the only
+    process of a one-host run, else TF_CONFIG's chief, or worker 0 when there is no chief."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or resolver.task_type is None:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    return (resolver.task_type == "worker" and resolver.task_id == 0
+            and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def worker_checkpoint_manager(checkpoint):
+    """Other workers save too, as TensorFlow's multi-worker recipe asks (saving may need every
+    worker), but into a temporary folder removed when the process ends. They restore from the
+    chief's --checkpoint-dir."""
+    folder = tempfile.mkdtemp(prefix="dcgan-mnist-worker-")
+    atexit.register(shutil.rmtree, folder, True)
+    return tf.train.CheckpointManager(checkpoint, folder, max_to_keep=1)
+
+
+def quiet_worker(strategy):
+    """Workers other than the chief print one line, then nothing on stdout: the chief's log is the log."""
+    r = strategy.cluster_resolver
+    print(f"{r.task_type} {r.task_id}: training; the chief writes the log, grids, checkpoints and summaries")
+    sys.stdout.flush()
+    sys.stdout = open(os.devnull, "w")
+
+
+def step_function(strategy, step, noise):
+    """A compiled training step on the global batch (images [B, ...], labels [B]).
+
+    step(images, labels, Z) is train.py's train_step; noise(images) draws the global Z. On one
+    device this is tf.function(step(images, labels, noise(images))), exactly as before; on
+    several, each replica runs step on its slice and the printed figures are the replicas' means
+    (equal slices, so the means of the global batch)."""
+    if not isinstance(strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)):
+        return tf.function(lambda images, labels: step(images, labels, noise(images)))
+    n = strategy.num_replicas_in_sync
+
+    def replica_step(images, labels, Z):
+        r = tf.distribute.get_replica_context().replica_id_in_sync_group
+        share = tf.shape(images)[0] // n
+        part = slice(r * share, (r + 1) * share)
+        return step(images[part], labels[part], Z[part])
+
+    @tf.function
+    def distributed_step(images, labels):
+        per_replica = strategy.run(replica_step, args=(images, labels, noise(images)))
+        return tuple(strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for v in per_replica)
+
+    return distributed_step

@@ -1,0 +1,87 @@
+"""What a user watches during a run: the log or a progress bar, and TensorBoard summaries.
+
+Upstream printed six lines per iteration; that stays the default (train.print_iteration).
+--progress shows a tqdm bar per epoch instead (ETA, it/s, latest losses), and --logdir writes
+tf.summary scalars and the sample grid for TensorBoard. Only the chief process monitors.
+
+Other figures (evaluate.py's, for instance) go to TensorBoard with
+monitor.scalars(iteration, {"eval/name": value, ...}).
+"""
+import math
+import sys
+import time
+
+import tensorflow as tf
+from tqdm import tqdm
+
+from dcgan_mnist.grid import make_grid
+
+
+class Monitor:
+    def __init__(self, cfg, steps_per_epoch, total, log, enabled=True):
+        """log(iteration, updating, g_cost, d_cost, p_real, p_gen): upstream's six lines."""
+        self.cfg = cfg
+        self.steps_per_epoch = steps_per_epoch
+        self.total = total
+        self.log = log
+        self.enabled = enabled
+        self.bar = None
+        self.writer = tf.summary.create_file_writer(cfg.logdir) if enabled and cfg.logdir else None
+        self.last = None  # (iteration, clock) of the last summary, for seconds per iteration
+
+    def epoch_start(self, epoch, iteration):
+        if self.enabled and self.cfg.progress:
+            first = epoch * self.steps_per_epoch
+            end = min(first + self.steps_per_epoch, self.total)
+            # leave=False: the epoch's summary line that train.py prints takes the bar's place.
+            self.bar = tqdm(total=end - first, initial=iteration - first, unit="it", leave=False,
+                            desc=f"epoch {epoch + 1}/{self.cfg.n_epochs}", file=sys.stderr, dynamic_ncols=True)
+
+    def iteration(self, iteration, updating, d_cost, g_cost, p_real, p_gen):
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(1)
+        if iteration % self.cfg.log_every:
+            return
+        if self.bar is not None:
+            self.bar.set_postfix(D=f"{float(d_cost):.4f}", G=f"{float(g_cost):.4f}",
+                                 real=f"{float(p_real):.3f}", gen=f"{float(p_gen):.3f}", refresh=False)
+        else:
+            self.log(iteration, updating, g_cost, d_cost, p_real, p_gen)
+        if self.writer is not None:
+            now = time.perf_counter()
+            figures = {"loss/discrim": d_cost, "loss/gen": g_cost, "P/real": p_real, "P/gen": p_gen}
+            if self.last is not None and iteration > self.last[0]:
+                figures["time/seconds_per_iteration"] = (now - self.last[1]) / (iteration - self.last[0])
+            self.last = (iteration, now)
+            self.scalars(iteration, figures)
+
+    def scalars(self, iteration, figures):
+        """Write {name: number} to TensorBoard at this iteration (the hook for other figures)."""
+        if self.writer is None:
+            return
+        with self.writer.as_default(step=iteration):
+            for name, value in figures.items():
+                tf.summary.scalar(name, value)
+
+    def grid(self, iteration, samples):
+        """The grid of samples ([N, 28, 28, c] in [0, 1]) just written, as a TensorBoard image."""
+        if self.writer is None:
+            return
+        side = math.isqrt(len(samples))
+        pixels = make_grid(samples, (side, side), self.cfg.upstream_quirks)
+        with self.writer.as_default(step=iteration):
+            tf.summary.image("samples", pixels[None])
+
+    def epoch_end(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self.writer is not None:
+            self.writer.flush()
+
+    def close(self):
+        self.epoch_end()
+        if self.writer is not None:
+            self.writer.close()
