@@ -14,8 +14,9 @@ import dcgan_mnist  # noqa: F401,E402  (first: it silences TensorFlow's start-up
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dcgan_mnist.config import OneLineErrorParser, add_arguments, from_args
-from dcgan_mnist.train import train
+from dcgan_mnist.config import ConfigError, OneLineErrorParser, add_arguments, from_args  # noqa: E402
+from dcgan_mnist.data import DataError  # noqa: E402
+from dcgan_mnist.train import RunError, train  # noqa: E402
 
 
 def main():
@@ -24,7 +25,11 @@ def main():
         physical = tf.config.list_physical_devices("CPU")
         tf.config.set_logical_device_configuration(physical[0], [tf.config.LogicalDeviceConfiguration()] * cpus)
     parser = add_arguments(OneLineErrorParser(prog="train_driver"))
-    model = train(from_args(parser.parse_args(argv)))
+    try:
+        model = train(from_args(parser.parse_args(argv)))
+    except (ConfigError, DataError, RunError) as e:  # as train.main reports them
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     weights = {}
     for v in model.gen_vars + model.discrim_vars:
         name = v.name.split(":")[0].split("/")[0]

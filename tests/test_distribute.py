@@ -1,0 +1,185 @@
+"""--strategy: several replicas train exactly as one device does on the same global batches.
+
+Every run here is a separate process (tests/train_driver.py) with a time limit, killed if it
+overruns: a multi-worker runtime and logical CPU devices can only be set up before TensorFlow
+starts, and a stuck collective must not hang the suite. CPU only, tiny model, tiny data.
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DRIVER = os.path.join(ROOT, "tests", "train_driver.py")
+TIMEOUT = 300  # seconds for any one process; the runs take ~10-40 s on 2 busy cores
+# 64 images, batch 8: 8 iterations per epoch, D and G steps alternating.
+TINY = ["--valid-size", "0", "--batch-size", "8", "--dim-w1", "16", "--dim-w2", "8", "--dim-w3", "8",
+        "--step", "5", "--seed", "7", "--log-every", "1000"]
+ATOL = 2e-5  # float32 summation order; measured differences ~1e-6 after 16 iterations, ~2e-3 if
+             # batch norm used per-replica statistics instead of the global batch's
+
+
+def write_idx(array, path):
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    write_idx(rng.integers(0, 256, size=(64, 28, 28)), folder / "images")
+    write_idx(rng.integers(0, 10, size=64), folder / "labels")
+    return folder, ["--train-images", str(folder / "images"), "--train-labels", str(folder / "labels")] + TINY
+
+
+def start(weights, cpus, flags, env=None, out=None):
+    return subprocess.Popen([sys.executable, DRIVER, str(weights), str(cpus)] + flags, cwd=ROOT,
+                            env=env, stdout=out or subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(procs):
+    """Wait for every process within TIMEOUT; kill all of them if any overruns or fails."""
+    outputs = []
+    try:
+        for p in procs:
+            out, _ = p.communicate(timeout=TIMEOUT)
+            outputs.append(out)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"a training process ran over {TIMEOUT} s")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 0, out[-3000:]
+    return outputs
+
+
+def weights(path, replica=0):
+    with np.load(path) as f:
+        return {k.split("/")[0]: f[k] for k in f.files if k.endswith(f"/replica_{replica}")}
+
+
+def checkpoint_weights(path):
+    import tensorflow as tf
+    reader = tf.train.load_checkpoint(path)
+    names = ["gen_W1", "gen_W2", "gen_W3", "gen_W4", "discrim_W1", "discrim_W2", "discrim_W3", "discrim_W4"]
+    return {n: reader.get_tensor(f"model/{n}/.ATTRIBUTES/VARIABLE_VALUE") for n in names}
+
+
+def assert_close(a, b):
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=0, atol=ATOL, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def single(tiny, tmp_path_factory):
+    """The reference: one process, one device, 2 epochs (16 iterations); ckpt-8 is its first epoch."""
+    folder = tmp_path_factory.mktemp("single")
+    finish([start(folder / "w.npz", 1, tiny[1] + ["--strategy", "one", "--n-epochs", "2",
+                                                  "--checkpoint-dir", str(folder / "ckpt"),
+                                                  "--vis-dir", str(folder / "vis")])])
+    return folder
+
+
+def free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def run_workers(tiny, tmp_path, n_epochs, tag=""):
+    """Two worker processes of one multi-worker run on 127.0.0.1 -> their final weights."""
+    ports = free_ports(2)
+    procs = []
+    for i in range(2):
+        tmp = tmp_path / f"tmp{tag}{i}"  # where the worker's temporary checkpoints go
+        tmp.mkdir()
+        env = dict(os.environ, TMPDIR=str(tmp), TF_CONFIG=json.dumps({
+            "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": i}}))
+        procs.append(start(tmp_path / f"w{tag}{i}.npz", 1, tiny[1] + [
+            "--strategy", "multiworker", "--n-epochs", str(n_epochs), "--checkpoint-dir", str(tmp_path / "ckpt"),
+            "--vis-dir", str(tmp_path / "vis")], env=env))
+    outputs = finish(procs)
+    # Worker 1 printed one line, kept nothing and removed its temporary checkpoints.
+    assert os.listdir(tmp_path / f"tmp{tag}1") == []
+    assert [line for line in outputs[1].splitlines() if not line.startswith(("I0000", "W0000", "WARNING"))] \
+        == ["worker 1: training; the chief writes the log, grids, checkpoints and summaries"]
+    assert "replicas: 2, 4 images each per iteration" in outputs[0]
+    w0, w1 = weights(tmp_path / f"w{tag}0.npz"), weights(tmp_path / f"w{tag}1.npz")
+    for name in w0:
+        np.testing.assert_array_equal(w0[name], w1[name])  # in sync: one all-reduce, the same updates
+    return w0
+
+
+def test_two_workers_resume_and_match_one_process(tiny, single, tmp_path):
+    # Start both workers from the single run's first-epoch checkpoint: every worker restores the
+    # chief's checkpoint, they train the second epoch together, and end where the single run ended.
+    (tmp_path / "ckpt").mkdir()
+    for name in os.listdir(single / "ckpt"):
+        if name.startswith("ckpt-8.") or name == "run.json":
+            shutil.copy(single / "ckpt" / name, tmp_path / "ckpt" / name)
+    (tmp_path / "ckpt" / "checkpoint").write_text('model_checkpoint_path: "ckpt-8"\n'
+                                                   'all_model_checkpoint_paths: "ckpt-8"\n')
+    w0 = run_workers(tiny, tmp_path, n_epochs=2)
+    assert_close(w0, weights(single / "w.npz"))
+    assert_close(checkpoint_weights(str(tmp_path / "ckpt" / "ckpt-16")), weights(single / "w.npz"))
+    assert sorted(os.listdir(tmp_path / "vis")) == ["progress.gif", "sample_0002.jpg", "sample_0003.jpg"]
+
+
+@pytest.mark.slow
+def test_two_workers_from_scratch_match_one_process(tiny, single, tmp_path):
+    w0 = run_workers(tiny, tmp_path, n_epochs=1)
+    assert_close(w0, checkpoint_weights(str(single / "ckpt" / "ckpt-8")))
+    assert sorted(os.listdir(tmp_path / "vis")) == ["progress.gif", "sample_0000.jpg", "sample_0001.jpg"]
+
+
+def test_mirrored_over_two_cpu_devices_matches_one_device(tiny, single, tmp_path):
+    out = finish([start(tmp_path / "w.npz", 2, tiny[1] + [
+        "--strategy", "mirrored", "--n-epochs", "2", "--checkpoint-dir", str(tmp_path / "ckpt"),
+        "--vis-dir", str(tmp_path / "vis"), "--log-every", "1"])])[0]
+    assert "replicas: 2, 4 images each per iteration" in out
+    replica0, replica1 = weights(tmp_path / "w.npz", 0), weights(tmp_path / "w.npz", 1)
+    for name in replica0:
+        np.testing.assert_array_equal(replica0[name], replica1[name])
+    assert_close(replica0, weights(single / "w.npz"))
+    # The printed figures are the global batch's: the same as one device's to float32 rounding.
+    assert "iteration: 15" in out
+
+
+def test_batch_that_does_not_split_over_replicas_is_refused(tiny, tmp_path):
+    p = start(tmp_path / "w.npz", 2, tiny[1] + ["--strategy", "mirrored", "--batch-size", "7",
+                                               "--checkpoint-dir", str(tmp_path / "ckpt")])
+    out, _ = p.communicate(timeout=TIMEOUT)
+    assert p.returncode == 2
+    assert "error: --batch-size 7: does not split evenly over the 2 replicas" in out
+    assert not (tmp_path / "ckpt").exists()
+
+
+def test_multiworker_needs_tf_config_and_seed(tmp_path, monkeypatch, capsys):
+    from dcgan_mnist import train
+    flags = ["--strategy", "multiworker", "--checkpoint-dir", str(tmp_path / "c")]
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert train.main(flags + ["--seed", "1"]) == 2
+    assert "error: --strategy multiworker: TF_CONFIG is not set" in capsys.readouterr().err
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}')
+    assert train.main(flags + ["--seed", "1"]) == 2
+    assert "error: TF_CONFIG: not a valid cluster description" in capsys.readouterr().err
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 0}}')
+    assert train.main(flags) == 2
+    assert "error: --seed is missing" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
