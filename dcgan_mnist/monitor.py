@@ -40,15 +40,17 @@ class Monitor:
     def iteration(self, iteration, updating, d_cost, g_cost, p_real, p_gen):
         if not self.enabled:
             return
+        logged = iteration % self.cfg.log_every == 0
         if self.bar is not None:
-            self.bar.update(1)
-        if iteration % self.cfg.log_every:
-            return
-        if self.bar is not None:
-            self.bar.set_postfix(D=f"{float(d_cost):.4f}", G=f"{float(g_cost):.4f}",
-                                 real=f"{float(p_real):.3f}", gen=f"{float(p_gen):.3f}", refresh=False)
-        else:
+            if logged:
+                self.bar.set_postfix({"D": f"{float(d_cost):.4f}", "G": f"{float(g_cost):.4f}",
+                                      "P(real)": f"{float(p_real):.3f}", "P(gen)": f"{float(p_gen):.3f}"},
+                                     refresh=False)
+            self.bar.update(1)  # redraws at most every 0.1 s (tqdm's mininterval)
+        elif logged:
             self.log(iteration, updating, g_cost, d_cost, p_real, p_gen)
+        if not logged:
+            return
         if self.writer is not None:
             now = time.perf_counter()
             figures = {"loss/discrim": d_cost, "loss/gen": g_cost, "P/real": p_real, "P/gen": p_gen}

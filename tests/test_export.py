@@ -1,0 +1,94 @@
+"""python -m dcgan_mnist.export: the generator as a SavedModel, loaded in a fresh process."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dcgan_mnist import export, train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--valid-size", "0", "--batch-size", "8", "--dim-w1", "16", "--dim-w2", "8", "--dim-w3", "8",
+        "--step", "100", "--seed", "5", "--strategy", "one", "--log-every", "100", "--n-epochs", "1",
+        "--dim-z", "12"]
+
+# Run in a fresh interpreter: nothing of this checkout is imported, only TensorFlow.
+LOAD = """
+import sys
+import numpy as np
+import tensorflow as tf
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+with np.load(sys.argv[2]) as f:
+    out = serve(z=tf.constant(f["z"]), labels=tf.constant(f["labels"]))
+np.save(sys.argv[3], out["images"].numpy())
+"""
+
+
+def write_idx(array, path):
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("run")
+    rng = np.random.default_rng(2)
+    write_idx(rng.integers(0, 256, size=(64, 28, 28)), folder / "images")
+    write_idx(rng.integers(0, 10, size=64), folder / "labels")
+    assert train.main(TINY + ["--train-images", str(folder / "images"), "--train-labels", str(folder / "labels"),
+                              "--checkpoint-dir", str(folder / "ckpt"), "--vis-dir", str(folder / "vis")]) == 0
+    return folder
+
+
+def test_saved_model_serves_the_checkpoints_generator(run, tmp_path, capsys):
+    out = tmp_path / "served"
+    assert export.main(["--checkpoint-dir", str(run / "ckpt"), "--out", str(out)]) == 0
+    assert "serving_default(z float32 [N, 12], labels int32 [N]) -> images uint8 [N, 28, 28]" in capsys.readouterr().out
+    assert sorted(p for p in os.listdir(tmp_path) if p.startswith(".tmp")) == []
+
+    rng = np.random.default_rng(9)
+    z = rng.uniform(-1, 1, size=(30, 12)).astype(np.float32)
+    labels = (np.arange(30) % 10).astype(np.int32)
+    np.savez(tmp_path / "inputs.npz", z=z, labels=labels)
+    subprocess.run([sys.executable, "-c", LOAD, str(out), str(tmp_path / "inputs.npz"), str(tmp_path / "images.npy")],
+                   cwd=tmp_path, check=True, timeout=180, capture_output=True)
+    served = np.load(tmp_path / "images.npy")
+    assert served.shape == (30, 28, 28) and served.dtype == np.uint8
+
+    import tensorflow as tf
+    model, _, _ = train.restore_model(str(run / "ckpt"))
+    images = model.samples_generator(tf.constant(z), tf.one_hot(labels, 10)).numpy()
+    expected = np.round(images[..., 0] * 255.0).astype(np.uint8)
+    np.testing.assert_array_equal(served, expected)
+    assert served.std() > 0  # a real image, not a constant
+
+
+def test_saved_model_holds_the_generator_only(run, tmp_path):
+    import tensorflow as tf
+    out = tmp_path / "served"
+    assert export.main(["--checkpoint-dir", str(run / "ckpt"), "--out", str(out)]) == 0
+    names = [name for name, _ in tf.train.list_variables(str(out / "variables" / "variables"))]
+    assert any("gen_W1" in n for n in names) and not any("discrim" in n for n in names)
+
+
+def test_refuses_without_a_checkpoint_or_onto_existing_files(run, tmp_path, capsys):
+    assert export.main(["--checkpoint-dir", str(tmp_path / "none"), "--out", str(tmp_path / "a")]) == 2
+    assert "error: no checkpoint in" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "keep.txt").write_text("mine")
+    with pytest.raises(SystemExit) as e:
+        export.main(["--checkpoint-dir", str(run / "ckpt"), "--out", str(taken)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--out {taken}: already exists and is not an empty folder; refusing to overwrite it" in err
+    assert os.listdir(taken) == ["keep.txt"] and (taken / "keep.txt").read_text() == "mine"
+
+    empty = tmp_path / "empty"  # an empty folder is fine to fill
+    empty.mkdir()
+    assert export.main(["--checkpoint-dir", str(run / "ckpt"), "--out", str(empty)]) == 0
+    assert "saved_model.pb" in os.listdir(empty)
