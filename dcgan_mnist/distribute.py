@@ -47,11 +47,14 @@ def make_strategy(cfg):
         # as the tests do with tf.config.set_logical_device_configuration).
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
-    n = strategy.num_replicas_in_sync
-    if cfg.batch_size % n:
-        raise ConfigError(f"--batch-size {cfg.batch_size}: does not split evenly over the {n} replicas; "
-                          f"pass a multiple of {n}")
+    check_split(cfg.batch_size, strategy.num_replicas_in_sync)
     return strategy
+
+
+def check_split(batch_size, replicas):
+    if batch_size % replicas:
+        raise ConfigError(f"--batch-size {batch_size}: does not split evenly over the {replicas} replicas; "
+                          f"pass a multiple of {replicas}")
 
 
 def check_tf_config(text):

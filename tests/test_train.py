@@ -128,7 +128,7 @@ def test_short_run_on_real_mnist_digits(tmp_path):
                 "--max-iterations", "4", "--step", "2", "--seed", "3", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "data: 8000 training images" in r.stdout
-    assert sorted(p.name for p in (tmp_path / "vis").iterdir()) == ["sample_0000.jpg", "sample_0001.jpg"]
+    assert sorted(p.name for p in (tmp_path / "vis").iterdir()) == ["progress.gif", "sample_0000.jpg", "sample_0001.jpg"]
     losses = [float(x) for x in re.findall(r"gen loss: (\S+)", r.stdout)]
     assert len(losses) == 4 and all(np.isfinite(losses))
 
