@@ -8,6 +8,7 @@ forward pass (upstream ran a second one), checkpoints that resume exactly, and f
 import json
 import os
 import secrets
+import shlex
 import sys
 import tempfile
 import time
@@ -16,17 +17,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan_mnist import data
+from dcgan_mnist import checkpoints, data
+from dcgan_mnist.checkpoints import RunError, TrainingStopped
 from dcgan_mnist.config import Config, ConfigError, OneLineErrorParser, add_arguments, from_args
 from dcgan_mnist.data import DataError
 from dcgan_mnist.grid import save_visualization
 from dcgan_mnist.model import DCGAN
 
 RUN_FILE = "run.json"  # the run's settings and data fingerprint, beside its checkpoints
-
-
-class RunError(RuntimeError):
-    """A run that cannot start or go on (e.g. a checkpoint folder of another run)."""
 
 
 # ---------------------------------------------------------------- the run's record
@@ -103,7 +101,8 @@ def prepare(cfg):
     """Check everything and load the data before anything is written. Returns
     (cfg with its seed resolved, training images, training labels, fingerprint)."""
     cfg.validate()
-    saved, saved_fingerprint = read_run(cfg.checkpoint_dir)
+    # --force-new: the folder's run is moved aside once every check has passed (train()).
+    saved, saved_fingerprint = (None, None) if cfg.force_new else read_run(cfg.checkpoint_dir)
     if saved is not None and cfg.seed is None:
         cfg.seed = saved.seed  # resuming: the run's own seed decides its future
     if saved is not None:
@@ -112,7 +111,7 @@ def prepare(cfg):
             what = ", ".join(f"--{n.replace('_', '-').lower()} {getattr(saved, n)} (now {getattr(cfg, n)})"
                              for n in differ)
             raise RunError(f"{cfg.checkpoint_dir} holds a run with other settings: {what}; use another "
-                           f"--checkpoint-dir or the same settings")
+                           f"--checkpoint-dir, the same settings, or --force-new to move it aside")
     dataset = data.load_dataset(cfg)
     if cfg.seed is None:
         cfg.seed = secrets.randbits(31)
@@ -126,13 +125,21 @@ def prepare(cfg):
     fingerprint = data.fingerprint(trX, trY)
     if saved_fingerprint is not None and fingerprint != saved_fingerprint:
         raise RunError(f"{cfg.checkpoint_dir} holds a run trained on other data than {dataset.source}; "
-                       f"use another --checkpoint-dir or the run's data")
+                       f"use another --checkpoint-dir, the run's data, or --force-new to move it aside")
+    for flag, folder in (("--checkpoint-dir", cfg.checkpoint_dir), ("--vis-dir", cfg.vis_dir)):
+        checkpoints.probe_writable(folder, flag)
     print(f"data: {len(trX)} training images from {dataset.source} ({cfg.valid_size} held out)")
     return cfg, trX, trY, fingerprint
 
 
-def train(cfg):
+def train(cfg, argv=(), stop=None):
+    """argv: the command line, for the resume hint; stop: a StopSignals (main installs one)."""
+    stop = stop or checkpoints.StopSignals()
     cfg, trX, trY, fingerprint = prepare(cfg)
+    if cfg.force_new:
+        aside = checkpoints.move_aside(cfg.checkpoint_dir)
+        if aside:
+            print(f"--force-new: moved the previous run in {cfg.checkpoint_dir} to {aside}")
     print(f"seed: {cfg.seed}")
 
     model = DCGAN(**cfg.model_kwargs(), seed=cfg.seed)
@@ -145,9 +152,9 @@ def train(cfg):
     ckpt = make_checkpoint(model, d_optimizer, g_optimizer, noise_rng)
     manager = tf.train.CheckpointManager(ckpt, cfg.checkpoint_dir, max_to_keep=10)  # upstream's Saver meant 10
 
-    if manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        print(f"resuming from {manager.latest_checkpoint} at iteration {int(ckpt.iteration)}")
+    restored = checkpoints.restore_latest(ckpt, manager)
+    if restored:
+        print(f"resuming from {restored} at iteration {int(ckpt.iteration)}")
     os.makedirs(cfg.checkpoint_dir, exist_ok=True)
     os.makedirs(cfg.vis_dir, exist_ok=True)
     write_json_atomic({"config": json.loads(cfg.to_json()), "data_fingerprint": fingerprint},
@@ -174,9 +181,15 @@ def train(cfg):
     if cfg.max_iterations is not None:
         total = min(total, cfg.max_iterations)
     iteration = int(ckpt.iteration)
-    saved_at = iteration
+    saved_at, last_good = iteration, restored  # the last complete checkpoint, named in every stop message
 
-    while iteration < total:
+    def save():
+        nonlocal saved_at, last_good
+        ckpt.iteration.assign(iteration)
+        ckpt.epoch.assign(iteration // steps_per_epoch)
+        last_good, saved_at = checkpoints.save(manager, ckpt, iteration, last_good), iteration
+
+    while iteration < total and not stop.received:
         epoch = iteration // steps_per_epoch
         first = iteration
         start = time.perf_counter()
@@ -188,26 +201,32 @@ def train(cfg):
             d_cost, g_cost, p_real, p_gen = (d_step if updating_d else g_step)(images, labels)
             if iteration % cfg.log_every == 0:
                 print_iteration(iteration, "D" if updating_d else "G", g_cost, d_cost, p_real, p_gen)
+            checkpoints.check_losses(iteration, {"gen loss": g_cost, "discrim loss": d_cost}, last_good)
             if iteration % cfg.step == 0:
                 save_visualization(sample(grid_Z, grid_Y).numpy(), (side, side),
                                    os.path.join(cfg.vis_dir, "sample_%04d.jpg" % (iteration // cfg.step)),
                                    upstream_quirks=cfg.upstream_quirks)
             iteration += 1
+            if cfg.checkpoint_every and iteration % cfg.checkpoint_every == 0:
+                save()
+            if stop.received:
+                break
         float(d_cost)  # wait for the last step before reading the clock
         seconds = time.perf_counter() - start
         done = iteration - first
         print(f"epoch {epoch + 1}/{cfg.n_epochs}: {done} iterations in {seconds:.1f} s, "
               f"{seconds / max(done, 1):.4f} s/iteration, {done * cfg.batch_size / seconds:.0f} images/s")
-        ckpt.iteration.assign(iteration)
-        ckpt.epoch.assign(iteration // steps_per_epoch)
-        if iteration % steps_per_epoch == 0 or iteration >= total:
-            manager.save(checkpoint_number=iteration)
-            saved_at = iteration
+        if saved_at != iteration and (iteration % steps_per_epoch == 0 or iteration >= total):
+            save()
 
-    if saved_at != iteration or manager.latest_checkpoint is None:
-        ckpt.iteration.assign(iteration)
-        manager.save(checkpoint_number=iteration)
-    print(f"done: {iteration} iterations; checkpoint {manager.latest_checkpoint}; grids in {cfg.vis_dir}/")
+    if saved_at != iteration or last_good is None:
+        save()
+    if stop.received:
+        resume = shlex.join(["python", "-m", "dcgan_mnist.train"] + [a for a in argv if a != "--force-new"])
+        print(f"stopped by {stop.received} at iteration {iteration} of {total}; checkpoint {last_good}; "
+              f"resume with: {resume}")
+    else:
+        print(f"done: {iteration} iterations; checkpoint {last_good}; grids in {cfg.vis_dir}/")
     return model
 
 
@@ -215,13 +234,22 @@ def main(argv=None):
     parser = OneLineErrorParser(prog="python -m dcgan_mnist.train",
                                 description="Train the conditional DCGAN of yihui-he/GAN-MNIST on MNIST.")
     add_arguments(parser)
+    argv = sys.argv[1:] if argv is None else list(argv)
     cfg = from_args(parser.parse_args(argv))
     sys.stdout.reconfigure(line_buffering=True)
     try:
-        train(cfg)
+        with checkpoints.StopSignals() as stop:  # Ctrl-C / SIGTERM: finish the iteration, save, exit 0
+            train(cfg, argv, stop)
     except (ConfigError, DataError, RunError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except TrainingStopped as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # e.g. a grid that cannot be written: the disk filled up mid-run
+        print(f"error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}; stopped (checkpoints "
+              f"are written whole, so the latest one in {cfg.checkpoint_dir} is intact)", file=sys.stderr)
+        return 1
     return 0
 
 
