@@ -178,6 +178,10 @@ def _fetch(fname, origin, cache_subdir, sha256):
     final = os.path.join(_keras_home(), cache_subdir, fname)
     if os.path.isfile(final) and _content_matches(final, sha256):
         return final
+    try:  # get_file falls back to /tmp/.keras when the cache folder does not exist yet
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+    except OSError:
+        pass
     try:
         # force_download: get_file would take a .part left by a killed download as complete.
         part = keras.utils.get_file(fname + ".part", origin=origin, cache_subdir=cache_subdir,
@@ -187,7 +191,7 @@ def _fetch(fname, origin, cache_subdir, sha256):
     if not _content_matches(part, sha256):
         os.remove(part)
         raise DataError(f"{origin}: downloaded file fails its content check; removed, try again")
-    final = os.path.join(os.path.dirname(part), fname)  # get_file falls back to /tmp/.keras if need be
+    final = os.path.join(os.path.dirname(part), fname)  # where get_file wrote (it may fall back to /tmp)
     os.replace(part, final)
     return final
 
