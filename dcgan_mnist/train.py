@@ -222,7 +222,9 @@ def train(cfg, argv=(), stop=None):
     if saved_at != iteration or last_good is None:
         save()
     if stop.received:
-        resume = shlex.join(["python", "-m", "dcgan_mnist.train"] + [a for a in argv if a != "--force-new"])
+        # Without --force-new (or an abbreviation argparse took for it), which would move this run aside.
+        resume = shlex.join(["python", "-m", "dcgan_mnist.train"] +
+                            [a for a in argv if not (len(a) > 3 and "--force-new".startswith(a))])
         print(f"stopped by {stop.received} at iteration {iteration} of {total}; checkpoint {last_good}; "
               f"resume with: {resume}")
     else:
