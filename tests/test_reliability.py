@@ -61,6 +61,12 @@ def test_sigkill_in_a_checkpoint_write_and_at_random_iterations_then_resume_equa
     assert killed.returncode == -signal.SIGKILL
     assert os.path.exists(os.path.join(ckpt, "ckpt-6.index"))
     assert fr.tf.train.latest_checkpoint(ckpt).endswith("ckpt-3")
+    # What a kill in the middle of writing the data leaves: half a data file and a temporary folder.
+    with open(os.path.join(ckpt, "ckpt-6.data-00000-of-00001"), "r+b") as f:
+        f.truncate(100)
+    os.makedirs(os.path.join(ckpt, "ckpt-9_temp"))
+    with open(os.path.join(ckpt, "ckpt-9_temp", "part-00000-of-00001.data-00000-of-00001"), "wb") as f:
+        f.write(b"half a checkpoint")
     # 2. Three kill -9 at seeded random iterations, each after a resume.
     kills = sorted(random.Random(5).sample(range(6, fr.TOTAL - 2), 3))
     resumed = []
