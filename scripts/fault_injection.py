@@ -5,10 +5,11 @@
 For each run: one uninterrupted reference run, then the same run killed with SIGKILL (or, with
 --signal TERM / INT, stopped by that signal) at random moments, resumed each time, and finished.
 A moment is a random iteration (seeded, increasing) plus a random delay of up to 1.5 iterations'
-time after it is printed, so kills land anywhere in a step, a grid write or a checkpoint write. Its final checkpoint (weights, Adam state, counters, noise
-state) and every grid are compared with the reference's, bit for bit. A checkpoint is written
-every --checkpoint-every iterations so that kills also land inside checkpoint writes; the script
-counts the kills that left a checkpoint's files on disk without its record (killed mid-write).
+time after it is printed, so kills land anywhere in a step, a grid write or a checkpoint write.
+The final checkpoint (weights, Adam state, counters, noise state) and every grid are compared
+with the reference's, bit for bit. A checkpoint is written every --checkpoint-every iterations so
+that kills also land inside checkpoint writes; the script counts the kills that left a
+checkpoint's files without its record, or its temporary folder (killed mid-write).
 
 Data: --train-images/--train-labels, else 80 random 28 x 28 images written to a temporary folder.
 Prints one line per kill and a summary table (README, section Reliability).
@@ -67,7 +68,8 @@ def one_run(flags, ckpt_dir, kills, sig, rng, total, step_seconds, log):
         mid_write += bool(unrecorded or temp)
         # A kill that came after the run had finished interrupted nothing: counted apart.
         interrupted += proc.returncode == -sig if sig == signal.SIGKILL else out.count("stopped by") == 1
-        log(f"  {signal.Signals(sig).name} {k + 1} after iteration {target}: exit {proc.returncode}, latest checkpoint ckpt-{last}"
+        log(f"  {signal.Signals(sig).name} {k + 1} after iteration {target}: exit {proc.returncode}, "
+            f"latest checkpoint ckpt-{last}"
             + (f", unrecorded {unrecorded}" if unrecorded else "") + (f", temp {temp}" if temp else "")
             + (f" | {out.strip().splitlines()[-1]}" if sig != signal.SIGKILL and out.strip() else ""))
     done = subprocess.run(train_command(flags), capture_output=True, text=True, env=fr.env(), cwd=ROOT)
@@ -122,14 +124,15 @@ def main():
         same_state = sorted(a) == sorted(b) and all(np.array_equal(a[n], b[n]) for n in a)
         same_grids = fr.grids(folders["hit"] + "/vis") == fr.grids(folders["ref"] + "/vis")
         rows.append((r, interrupted, mid_write, resumed, same_state, same_grids))
-        log(f"run {r}: {interrupted} of {args.kills} SIG{args.signal} interrupted it, {mid_write} mid-checkpoint-write, "
-            f"{resumed} resumes, "
-            f"final state identical: {same_state}, grids identical: {same_grids}")
-    print(f"\n| runs | SIG{args.signal} sent per run | of them interrupting the run | landing mid-checkpoint-write | resumes "
-          f"| identical final state | identical grids |")
+        log(f"run {r}: {interrupted} of {args.kills} SIG{args.signal} interrupted it, {mid_write} "
+            f"mid-checkpoint-write, {resumed} resumes, final state identical: {same_state}, "
+            f"grids identical: {same_grids}")
+    print(f"\n| runs | SIG{args.signal} sent per run | of them interrupting the run | landing mid-checkpoint-write "
+          f"| resumes | identical final state | identical grids |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    print(f"| {len(rows)} | {args.kills} | {sum(r[1] for r in rows)} | {sum(r[2] for r in rows)} | "
-          f"{sum(r[3] for r in rows)} | {sum(r[4] for r in rows)}/{len(rows)} | {sum(r[5] for r in rows)}/{len(rows)} |")
+    n = len(rows)
+    print(f"| {n} | {args.kills} | {sum(r[1] for r in rows)} | {sum(r[2] for r in rows)} | "
+          f"{sum(r[3] for r in rows)} | {sum(r[4] for r in rows)}/{n} | {sum(r[5] for r in rows)}/{n} |")
     if not args.keep:
         shutil.rmtree(work)
     return 0 if all(r[4] and r[5] for r in rows) else 1

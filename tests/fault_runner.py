@@ -48,7 +48,8 @@ def tiny_data(folder, n=N_IMAGES, seed=0):
 
 
 def tiny_flags(data_dir, run_dir, *extra):
-    images, labels = os.path.join(data_dir, "train-images-idx3-ubyte"), os.path.join(data_dir, "train-labels-idx1-ubyte")
+    images = os.path.join(data_dir, "train-images-idx3-ubyte")
+    labels = os.path.join(data_dir, "train-labels-idx1-ubyte")
     return TINY + ["--train-images", images, "--train-labels", labels,
                    "--checkpoint-dir", os.path.join(run_dir, "ckpt"), "--vis-dir", os.path.join(run_dir, "vis"),
                    *extra]

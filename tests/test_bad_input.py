@@ -140,7 +140,8 @@ def test_the_valid_case_of_the_table_trains(files, tmp_path, monkeypatch, capsys
     assert sorted(os.listdir(tmp_path)) == ["checkpoints", "vis"]
 
 
-@pytest.mark.parametrize("argv", [["--batch-size", "0"], ["--train-images", "{truncated}", "--train-labels", "{labels}"]])
+@pytest.mark.parametrize("argv", [["--batch-size", "0"],
+                                  ["--train-images", "{truncated}", "--train-labels", "{labels}"]])
 def test_bad_input_from_the_command_line_is_one_clean_line(argv, files, tmp_path):
     """The real process: no TensorFlow start-up noise, no traceback, nothing written."""
     done = subprocess.run([sys.executable, "-m", "dcgan_mnist.train", *[a.format(**files) for a in argv]],
