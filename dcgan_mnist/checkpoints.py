@@ -10,6 +10,7 @@ Upstream created a Saver and never used it, so a killed run was lost. Here:
   stops the run with the last good checkpoint in place.
 """
 import os
+import re
 import signal
 import tempfile
 import time
@@ -59,24 +60,50 @@ def move_aside(checkpoint_dir):
     return aside
 
 
-def restore_latest(ckpt, manager):
-    """Restore the newest checkpoint that reads back whole, newest first; report each damaged
-    one in a line. Returns its path, or None for a new run."""
+KEEP = 10  # checkpoints kept; upstream's unused Saver had max_to_keep=10
+
+
+def restore_latest(ckpt, directory):
+    """A CheckpointManager for directory, and the newest checkpoint that reads back whole,
+    restored into ckpt (None for a new run). Each damaged one is reported in a line; after a
+    fallback the `checkpoint` record is rewritten to end at the one restored."""
+    manager = tf.train.CheckpointManager(ckpt, directory, max_to_keep=KEEP)
     candidates = list(reversed(manager.checkpoints))
-    for path in candidates:
+    if not candidates:
+        # No `checkpoint` record, or a damaged one (TensorFlow then reports none): the files
+        # themselves decide, so a fresh start never overwrites a run's checkpoints.
+        candidates = found_on_disk(directory)[::-1]
+        if candidates:
+            print(f"warning: {os.path.join(directory, 'checkpoint')} is missing or damaged; trying the "
+                  f"{len(candidates)} checkpoints found beside it, newest first")
+    for i, path in enumerate(candidates):
         try:
             ckpt.restore(path).assert_existing_objects_matched()
             if not all_finite(ckpt):
                 raise ValueError("non-finite values")
-            return path
         except Exception as e:  # a damaged file fails in many ways (OpError, IndexError, ValueError...)
             what = e.message if isinstance(e, tf.errors.OpError) else str(e)
             print(f"warning: checkpoint {path} is damaged ({type(e).__name__}: {what.splitlines()[0][:120]}); "
                   f"trying the one before")
+            continue
+        if path != manager.latest_checkpoint:  # relative names: the record still works if the folder moves
+            kept = [os.path.basename(p) for p in reversed(candidates[i:i + KEEP])]
+            tf.compat.v1.train.update_checkpoint_state(directory, kept[-1], all_model_checkpoint_paths=kept)
+            manager = tf.train.CheckpointManager(ckpt, directory, max_to_keep=KEEP)
+        return manager, path
     if candidates:
-        raise RunError(f"{manager.directory}: none of its {len(candidates)} checkpoints can be restored; "
+        raise RunError(f"{directory}: none of its {len(candidates)} checkpoints can be restored; "
                        f"pass --force-new to move them aside and start over")
-    return None
+    return manager, None
+
+
+def found_on_disk(directory):
+    """Paths of the ckpt-N checkpoints whose index file is in directory, oldest first."""
+    if not os.path.isdir(directory):
+        return []
+    numbers = sorted(int(m.group(1)) for m in map(re.compile(r"ckpt-(\d+)\.index").fullmatch, os.listdir(directory))
+                     if m)
+    return [os.path.join(directory, f"ckpt-{n}") for n in numbers]
 
 
 def all_finite(ckpt):

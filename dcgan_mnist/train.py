@@ -150,9 +150,7 @@ def train(cfg, argv=(), stop=None):
     g_optimizer.build(model.gen_vars)
     noise_rng = tf.random.Generator.from_seed(cfg.seed).split(1)[0]
     ckpt = make_checkpoint(model, d_optimizer, g_optimizer, noise_rng)
-    manager = tf.train.CheckpointManager(ckpt, cfg.checkpoint_dir, max_to_keep=10)  # upstream's Saver meant 10
-
-    restored = checkpoints.restore_latest(ckpt, manager)
+    manager, restored = checkpoints.restore_latest(ckpt, cfg.checkpoint_dir)
     if restored:
         print(f"resuming from {restored} at iteration {int(ckpt.iteration)}")
     os.makedirs(cfg.checkpoint_dir, exist_ok=True)

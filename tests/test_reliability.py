@@ -106,6 +106,18 @@ def test_damaged_latest_checkpoints_fall_back_to_the_last_whole_one(data_dir, re
     assert_like_reference(run_dir, reference[0])
 
 
+def test_damaged_checkpoint_record_never_restarts_over_the_run(data_dir, reference, tmp_path, monkeypatch, capsys):
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(reference[0], run_dir)
+    with open(os.path.join(run_dir, "ckpt", "checkpoint"), "w") as f:
+        f.write('model_checkpoint_path: "ckpt-4')  # cut short: TensorFlow reads it as no checkpoint at all
+    status, out, err = run_in_process(fr.tiny_flags(data_dir, run_dir), "none", monkeypatch, capsys)
+    assert status == 0, err
+    assert "checkpoint is missing or damaged; trying the 10 checkpoints found beside it" in out
+    assert f"ckpt-{fr.TOTAL} at iteration {fr.TOTAL}" in out
+    assert_like_reference(run_dir, reference[0])
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_finishes_the_step_saves_and_exits_0(data_dir, reference, tmp_path, sig):
     flags = fr.tiny_flags(data_dir, str(tmp_path))
