@@ -118,6 +118,38 @@ def test_damaged_checkpoint_record_never_restarts_over_the_run(data_dir, referen
     assert_like_reference(run_dir, reference[0])
 
 
+def test_no_restorable_checkpoint_is_an_error_not_a_fresh_start(data_dir, reference, tmp_path, monkeypatch, capsys):
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(reference[0], run_dir)
+    ckpt = os.path.join(run_dir, "ckpt")
+    for name in os.listdir(ckpt):
+        if name.endswith(".data-00000-of-00001"):
+            os.truncate(os.path.join(ckpt, name), 10)
+    before = {name: open(os.path.join(ckpt, name), "rb").read() for name in os.listdir(ckpt)}
+    status, out, err = run_in_process(fr.tiny_flags(data_dir, run_dir), "none", monkeypatch, capsys)
+    assert status == 2
+    assert out.count("is damaged") == 10
+    assert err == [f"error: {ckpt}: none of its 10 checkpoints can be restored; pass --force-new to move them "
+                   f"aside and start over"]
+    assert {name: open(os.path.join(ckpt, name), "rb").read() for name in os.listdir(ckpt)} == before
+
+
+def test_read_only_output_folder_is_found_before_any_work(data_dir, tmp_path, monkeypatch, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if not _mount_tmpfs(str(ro), "1m,ro"):
+        pytest.skip("needs root and mount to make a read-only folder (root writes through permissions)")
+    try:
+        flags = fr.tiny_flags(data_dir, str(tmp_path))
+        flags[flags.index("--vis-dir") + 1] = str(ro / "vis")
+        status, out, err = run_in_process(flags, "none", monkeypatch, capsys)
+        assert status == 2
+        assert err == [f"error: --vis-dir {ro}/vis: cannot write in {ro} (Read-only file system)"]
+        assert sorted(os.listdir(tmp_path)) == ["ro"]  # the checkpoint folder was not created either
+    finally:
+        subprocess.run(["umount", str(ro)])
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_finishes_the_step_saves_and_exits_0(data_dir, reference, tmp_path, sig):
     flags = fr.tiny_flags(data_dir, str(tmp_path))
