@@ -57,6 +57,10 @@ class Config:
                                 "of a seeded shuffle)", run=True)
     vis_dir: str = _f("vis", "where sample_%%04d.jpg grids are written")
     checkpoint_dir: str = _f("checkpoints", "checkpoints and the run's record (run.json); a run resumes from here")
+    checkpoint_every: Optional[int] = _f(None, "also write a checkpoint every N iterations (default: at the end "
+                                               "of each epoch and of the run only)")
+    force_new: bool = _f(False, "start a new run even if --checkpoint-dir holds one: its checkpoints are "
+                                "moved aside to CHECKPOINT_DIR.old-TIMESTAMP, never deleted")
     verbose: bool = _f(False, "show TensorFlow's own start-up messages")
     # Scaling out and watching a run (README: "Several GPUs or hosts, TensorBoard, export").
     strategy: str = _f("auto", "devices to train on: one, mirrored (every local GPU), multiworker (hosts "
@@ -90,6 +94,8 @@ class Config:
             bad("beta1", "must be in [0, 1)")
         if self.n_epochs < 0:
             bad("n_epochs", "must not be negative")
+        if self.checkpoint_every is not None and self.checkpoint_every < 1:
+            bad("checkpoint_every", "must be at least 1")
         if self.max_iterations is not None and self.max_iterations < 0:
             bad("max_iterations", "must not be negative")
         if self.valid_size < 0:

@@ -6,6 +6,7 @@ DataError with a one-line message naming the file and what is wrong.
 """
 import gzip
 import hashlib
+import math
 import os
 import zlib
 from typing import NamedTuple, Optional
@@ -76,7 +77,7 @@ def read_idx(path, ndim):
     if len(raw) < header:
         raise DataError(f"{path}: truncated: the header needs {header} bytes, the file has {len(raw)}")
     dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    size = int(np.prod(dims, dtype=np.int64))
+    size = math.prod(dims)  # Python ints: a damaged header cannot overflow into a plausible size
     if len(raw) - header < size:
         raise DataError(f"{path}: truncated: header says {' x '.join(map(str, dims))} = {size} bytes of "
                         f"data, the file has {len(raw) - header}")
@@ -161,8 +162,12 @@ def _keras_home():
     return os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras"))
 
 
-def _sha256_of_content(path):
-    return hashlib.sha256(_read_bytes(path)).hexdigest()
+def _content_matches(path, sha256):
+    """True when the file's (uncompressed) content has this SHA-256; a damaged gzip does not."""
+    try:
+        return hashlib.sha256(_read_bytes(path)).hexdigest() == sha256
+    except DataError:
+        return False
 
 
 def _fetch(fname, origin, cache_subdir, sha256):
@@ -171,16 +176,22 @@ def _fetch(fname, origin, cache_subdir, sha256):
     import keras
 
     final = os.path.join(_keras_home(), cache_subdir, fname)
-    if os.path.isfile(final) and _sha256_of_content(final) == sha256:
+    if os.path.isfile(final) and _content_matches(final, sha256):
         return final
+    try:  # get_file falls back to /tmp/.keras when the cache folder does not exist yet
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+    except OSError:
+        pass
     try:
+        # force_download: get_file would take a .part left by a killed download as complete.
         part = keras.utils.get_file(fname + ".part", origin=origin, cache_subdir=cache_subdir,
-                                    cache_dir=_keras_home())
+                                    cache_dir=_keras_home(), force_download=True)
     except Exception as e:
         raise DataError(f"cannot download {origin} ({type(e).__name__}: {e})") from None
-    if _sha256_of_content(part) != sha256:
+    if not _content_matches(part, sha256):
         os.remove(part)
         raise DataError(f"{origin}: downloaded file fails its content check; removed, try again")
+    final = os.path.join(os.path.dirname(part), fname)  # where get_file wrote (it may fall back to /tmp)
     os.replace(part, final)
     return final
 

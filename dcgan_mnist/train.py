@@ -8,6 +8,7 @@ forward pass (upstream ran a second one), checkpoints that resume exactly, and f
 import json
 import os
 import secrets
+import shlex
 import sys
 import tempfile
 import time
@@ -16,7 +17,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan_mnist import data, distribute
+from dcgan_mnist import checkpoints, data, distribute
+from dcgan_mnist.checkpoints import RunError, TrainingStopped
 from dcgan_mnist.config import Config, ConfigError, OneLineErrorParser, add_arguments, from_args
 from dcgan_mnist.data import DataError
 from dcgan_mnist.grid import save_progress_gif, save_visualization
@@ -24,10 +26,6 @@ from dcgan_mnist.model import DCGAN
 from dcgan_mnist.monitor import Monitor
 
 RUN_FILE = "run.json"  # the run's settings and data fingerprint, beside its checkpoints
-
-
-class RunError(RuntimeError):
-    """A run that cannot start or go on (e.g. a checkpoint folder of another run)."""
 
 
 # ---------------------------------------------------------------- the run's record
@@ -104,7 +102,8 @@ def prepare(cfg):
     """Check everything and load the data before anything is written. Returns
     (cfg with its seed resolved, training images, training labels, fingerprint)."""
     cfg.validate()
-    saved, saved_fingerprint = read_run(cfg.checkpoint_dir)
+    # --force-new: the folder's run is moved aside once every check has passed (train()).
+    saved, saved_fingerprint = (None, None) if cfg.force_new else read_run(cfg.checkpoint_dir)
     if saved is not None and cfg.seed is None:
         cfg.seed = saved.seed  # resuming: the run's own seed decides its future
     if saved is not None:
@@ -113,7 +112,7 @@ def prepare(cfg):
             what = ", ".join(f"--{n.replace('_', '-').lower()} {getattr(saved, n)} (now {getattr(cfg, n)})"
                              for n in differ)
             raise RunError(f"{cfg.checkpoint_dir} holds a run with other settings: {what}; use another "
-                           f"--checkpoint-dir or the same settings")
+                           f"--checkpoint-dir, the same settings, or --force-new to move it aside")
     dataset = data.load_dataset(cfg)
     if cfg.seed is None:
         cfg.seed = secrets.randbits(31)
@@ -127,20 +126,28 @@ def prepare(cfg):
     fingerprint = data.fingerprint(trX, trY)
     if saved_fingerprint is not None and fingerprint != saved_fingerprint:
         raise RunError(f"{cfg.checkpoint_dir} holds a run trained on other data than {dataset.source}; "
-                       f"use another --checkpoint-dir or the run's data")
+                       f"use another --checkpoint-dir, the run's data, or --force-new to move it aside")
+    for flag, folder in (("--checkpoint-dir", cfg.checkpoint_dir), ("--vis-dir", cfg.vis_dir)):
+        checkpoints.probe_writable(folder, flag)
     print(f"data: {len(trX)} training images from {dataset.source} ({cfg.valid_size} held out)")
     return cfg, trX, trY, fingerprint
 
 
-def train(cfg):
+def train(cfg, argv=(), stop=None):
+    """argv: the command line, for the resume hint; stop: a StopSignals (main installs one)."""
     if cfg.gif:
         return make_gif(cfg)
+    stop = stop or checkpoints.StopSignals()
     cfg.validate()
     strategy = distribute.make_strategy(cfg)  # first: a multi-worker runtime is set up before any op
     chief = distribute.is_chief(strategy)
     if not chief:
         distribute.quiet_worker(strategy)
     cfg, trX, trY, fingerprint = prepare(cfg)
+    if cfg.force_new:
+        aside = checkpoints.move_aside(cfg.checkpoint_dir)
+        if aside:
+            print(f"--force-new: moved the previous run in {cfg.checkpoint_dir} to {aside}")
     print(f"seed: {cfg.seed}")
     if strategy.num_replicas_in_sync > 1:
         print(f"replicas: {strategy.num_replicas_in_sync}, {cfg.batch_size // strategy.num_replicas_in_sync} "
@@ -155,11 +162,9 @@ def train(cfg):
         g_optimizer.build(model.gen_vars)
     noise_rng = tf.random.Generator.from_seed(cfg.seed).split(1)[0]  # outside the scope: one global Z
     ckpt = make_checkpoint(model, d_optimizer, g_optimizer, noise_rng)
-    manager = tf.train.CheckpointManager(ckpt, cfg.checkpoint_dir, max_to_keep=10)  # upstream's Saver meant 10
-
-    if manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        print(f"resuming from {manager.latest_checkpoint} at iteration {int(ckpt.iteration)}")
+    manager, restored = checkpoints.restore_latest(ckpt, cfg.checkpoint_dir)
+    if restored:
+        print(f"resuming from {restored} at iteration {int(ckpt.iteration)}")
     if not chief:
         manager = distribute.worker_checkpoint_manager(ckpt)
     else:
@@ -196,10 +201,16 @@ def train(cfg):
     if cfg.max_iterations is not None:
         total = min(total, cfg.max_iterations)
     iteration = int(ckpt.iteration)
-    saved_at = iteration
+    saved_at, last_good = iteration, restored  # the last complete checkpoint, named in every stop message
     monitor = Monitor(cfg, steps_per_epoch, total, print_iteration, enabled=chief)
 
-    while iteration < total:
+    def save():
+        nonlocal saved_at, last_good
+        ckpt.iteration.assign(iteration)
+        ckpt.epoch.assign(iteration // steps_per_epoch)
+        last_good, saved_at = checkpoints.save(manager, ckpt, iteration, last_good), iteration
+
+    while iteration < total and not stop.received:
         epoch = iteration // steps_per_epoch
         first = iteration
         start = time.perf_counter()
@@ -211,6 +222,10 @@ def train(cfg):
             updating_d = iteration % cfg.k == 0
             d_cost, g_cost, p_real, p_gen = (d_step if updating_d else g_step)(images, labels)
             monitor.iteration(iteration, "D" if updating_d else "G", d_cost, g_cost, p_real, p_gen)
+            if iteration % cfg.log_every == 0:
+                # Read only where the log reads the values anyway: no host round-trip in between. A
+                # loss that turns non-finite in between is caught here or by save()'s weight check.
+                checkpoints.check_losses(iteration, {"gen loss": g_cost, "discrim loss": d_cost}, last_good)
             if iteration % cfg.step == 0 and chief:
                 samples = sample(grid_Z, grid_Y).numpy()
                 save_visualization(samples, (side, side),
@@ -218,25 +233,32 @@ def train(cfg):
                                    upstream_quirks=cfg.upstream_quirks)
                 monitor.grid(iteration, samples)
             iteration += 1
+            if cfg.checkpoint_every and iteration % cfg.checkpoint_every == 0:
+                save()
+            if stop.received:
+                break
         float(d_cost)  # wait for the last step before reading the clock
         seconds = time.perf_counter() - start
         monitor.epoch_end()
         done = iteration - first
         print(f"epoch {epoch + 1}/{cfg.n_epochs}: {done} iterations in {seconds:.1f} s, "
               f"{seconds / max(done, 1):.4f} s/iteration, {done * cfg.batch_size / seconds:.0f} images/s")
-        ckpt.iteration.assign(iteration)
-        ckpt.epoch.assign(iteration // steps_per_epoch)
-        if iteration % steps_per_epoch == 0 or iteration >= total:
-            manager.save(checkpoint_number=iteration)
-            saved_at = iteration
+        if saved_at != iteration and (iteration % steps_per_epoch == 0 or iteration >= total):
+            save()
 
-    if saved_at != iteration or manager.latest_checkpoint is None:
-        ckpt.iteration.assign(iteration)
-        manager.save(checkpoint_number=iteration)
+    if saved_at != iteration or last_good is None:
+        save()
     monitor.close()
-    if chief and save_progress_gif(cfg.vis_dir):
-        print(f"animation of the grids: {os.path.join(cfg.vis_dir, 'progress.gif')}")
-    print(f"done: {iteration} iterations; checkpoint {manager.latest_checkpoint}; grids in {cfg.vis_dir}/")
+    if stop.received:
+        # Without --force-new (or an abbreviation argparse took for it), which would move this run aside.
+        resume = shlex.join(["python", "-m", "dcgan_mnist.train"] +
+                            [a for a in argv if not (len(a) > 3 and "--force-new".startswith(a))])
+        print(f"stopped by {stop.received} at iteration {iteration} of {total}; checkpoint {last_good}; "
+              f"resume with: {resume}")
+    else:
+        if chief and save_progress_gif(cfg.vis_dir):
+            print(f"animation of the grids: {os.path.join(cfg.vis_dir, 'progress.gif')}")
+        print(f"done: {iteration} iterations; checkpoint {last_good}; grids in {cfg.vis_dir}/")
     return model
 
 
@@ -253,13 +275,22 @@ def main(argv=None):
     parser = OneLineErrorParser(prog="python -m dcgan_mnist.train",
                                 description="Train the conditional DCGAN of yihui-he/GAN-MNIST on MNIST.")
     add_arguments(parser)
+    argv = sys.argv[1:] if argv is None else list(argv)
     cfg = from_args(parser.parse_args(argv))
     sys.stdout.reconfigure(line_buffering=True)
     try:
-        train(cfg)
+        with checkpoints.StopSignals() as stop:  # Ctrl-C / SIGTERM: finish the iteration, save, exit 0
+            train(cfg, argv, stop)
     except (ConfigError, DataError, RunError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except TrainingStopped as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # e.g. a grid that cannot be written: the disk filled up mid-run
+        print(f"error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}; stopped (checkpoints "
+              f"are written whole, so the latest one in {cfg.checkpoint_dir} is intact)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,0 +1,152 @@
+"""Run the trainer with one injected fault: `python tests/fault_runner.py FAULT -- TRAIN FLAGS`,
+and the helpers of the tests that do so (tiny IDX data, checkpoint contents).
+
+Test hooks only: users have no flag for these. FAULT is one of
+  none                 no fault
+  nan_at:N             the batch of iteration N has NaN pixels, so its losses are NaN
+  kill_in_save:N       SIGKILL inside the Nth checkpoint write: the files are on disk but the
+                       `checkpoint` record is not yet updated (a crash in mid-write)
+  enospc_at_save:N     the Nth checkpoint write fails with OSError(ENOSPC), as on a full disk
+"""
+import errno
+import os
+import signal
+import subprocess
+import sys
+
+from dcgan_mnist import data, train  # noqa: E402  first: the package silences TensorFlow's import
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.checkpoint import checkpoint_management
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+# A run that takes seconds: 80 random 28 x 28 images, small layers, 10 iterations per epoch,
+# 40 in all, a checkpoint every 3 iterations (so resumes land mid-epoch) and a grid every 4.
+N_IMAGES, TOTAL = 80, 40
+TINY = ["--valid-size", "0", "--dim-w1", "64", "--dim-w2", "16", "--dim-w3", "8", "--batch-size", "8",
+        "--n-epochs", "4", "--step", "4", "--visualize-dim", "16", "--seed", "1", "--checkpoint-every", "3"]
+
+
+def write_idx(path, array):
+    """An unsigned-byte IDX file: magic 0, 0, 8, ndim; big-endian uint32 dimensions; the bytes."""
+    array = np.asarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with open(path, "wb") as f:
+        f.write(header + array.tobytes())
+
+
+def tiny_data(folder, n=N_IMAGES, seed=0):
+    """Write a small valid image/label IDX pair into folder; return the two paths."""
+    rng = np.random.default_rng(seed)
+    images, labels = os.path.join(folder, "train-images-idx3-ubyte"), os.path.join(folder, "train-labels-idx1-ubyte")
+    write_idx(images, rng.integers(0, 256, (n, 28, 28)))
+    write_idx(labels, rng.integers(0, 10, n))
+    return images, labels
+
+
+def tiny_flags(data_dir, run_dir, *extra):
+    images = os.path.join(data_dir, "train-images-idx3-ubyte")
+    labels = os.path.join(data_dir, "train-labels-idx1-ubyte")
+    return TINY + ["--train-images", images, "--train-labels", labels,
+                   "--checkpoint-dir", os.path.join(run_dir, "ckpt"), "--vis-dir", os.path.join(run_dir, "vis"),
+                   *extra]
+
+
+def command(flags, fault="none"):
+    return [sys.executable, os.path.join(HERE, "fault_runner.py"), fault, "--", *flags]
+
+
+def env():
+    e = dict(os.environ)
+    e["PYTHONPATH"] = ROOT + os.pathsep + e.get("PYTHONPATH", "")
+    return e
+
+
+def start(flags, fault="none"):
+    """The trainer as a child process, its stdout readable line by line as it runs."""
+    return subprocess.Popen(command(flags, fault), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env(), cwd=ROOT)
+
+
+def run(flags, fault="none", timeout=300):
+    return subprocess.run(command(flags, fault), capture_output=True, text=True, env=env(), cwd=ROOT,
+                          timeout=timeout)
+
+
+def wait_for_line(proc, prefix):
+    """Read the child's stdout up to the first line starting with prefix; return all lines read."""
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith(prefix):
+            return lines
+    raise AssertionError(f"the run ended before printing {prefix!r}: {''.join(lines[-8:])}{proc.stderr.read()}")
+
+
+def state(checkpoint_dir, path=None):
+    """Every value the latest checkpoint holds (weights, Adam slots and counters, the noise
+    generator's state, iteration, epoch), by name; save_counter aside (it counts saves)."""
+    reader = tf.train.load_checkpoint(path or tf.train.latest_checkpoint(checkpoint_dir))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if not name.startswith(("save_counter", "_CHECKPOINTABLE_OBJECT_GRAPH"))}
+
+
+def assert_same_state(a, b):
+    assert sorted(a) == sorted(b)
+    differ = [name for name in a if not np.array_equal(a[name], b[name])]
+    assert not differ, f"{len(differ)} of {len(a)} values differ, e.g. {differ[:3]}"
+
+
+def grids(vis_dir):
+    return {name: open(os.path.join(vis_dir, name), "rb").read() for name in sorted(os.listdir(vis_dir))
+            if name.startswith("sample_")}
+
+
+def _nth_call(n, action, original):
+    calls = [0]
+
+    def wrapper(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == n:
+            action()
+        return original(*args, **kwargs)
+    return wrapper
+
+
+def inject(fault, setattr=setattr):
+    """Patch the fault in; tests running in-process pass pytest's monkeypatch.setattr."""
+    kind, _, arg = fault.partition(":")
+    if kind == "none":
+        return
+    n = int(arg)
+    if kind == "nan_at":
+        original = data.training_batches
+
+        def poisoned(images, labels, batch_size, seed, epoch, skip=0):
+            first = epoch * (len(images) // batch_size) + skip  # global iteration of the first batch
+            ds = original(images, labels, batch_size, seed, epoch, skip)
+            return ds.enumerate().map(
+                lambda i, b: (tf.where(first + i == n, b[0] * np.nan, b[0]), b[1]))
+        setattr(data, "training_batches", poisoned)
+    elif kind == "kill_in_save":
+        # CheckpointManager.save writes the files, then the `checkpoint` record twice (before and
+        # after deleting old checkpoints): the (2n-1)th record is the nth save's first.
+        setattr(checkpoint_management, "update_checkpoint_state_internal", _nth_call(
+            2 * n - 1, lambda: os.kill(os.getpid(), signal.SIGKILL),
+            checkpoint_management.update_checkpoint_state_internal))
+    elif kind == "enospc_at_save":
+        def full():
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        setattr(tf.train.CheckpointManager, "save", _nth_call(n, full, tf.train.CheckpointManager.save))
+    else:
+        raise SystemExit(f"unknown fault {fault}")
+
+
+if __name__ == "__main__":
+    fault, sep, *flags = sys.argv[1:]
+    assert sep == "--"
+    inject(fault)
+    sys.exit(train.main(flags))
