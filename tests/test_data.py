@@ -102,7 +102,7 @@ def test_download_goes_through_part_file_and_content_check(tmp_path, monkeypatch
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     calls = []
 
-    def fake_get_file(fname, origin, cache_subdir, cache_dir):
+    def fake_get_file(fname, origin, cache_subdir, cache_dir, **kw):
         calls.append(fname)
         target = tmp_path / "keras" / cache_subdir / fname
         target.parent.mkdir(parents=True, exist_ok=True)
