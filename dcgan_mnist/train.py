@@ -19,6 +19,7 @@ import tensorflow as tf
 from dcgan_mnist import data
 from dcgan_mnist.config import Config, ConfigError, OneLineErrorParser, add_arguments, from_args
 from dcgan_mnist.data import DataError
+from dcgan_mnist.evaluate import TrainingHook
 from dcgan_mnist.grid import save_visualization
 from dcgan_mnist.model import DCGAN
 
@@ -136,6 +137,8 @@ def train(cfg):
     print(f"seed: {cfg.seed}")
 
     model = DCGAN(**cfg.model_kwargs(), seed=cfg.seed)
+    # Sample quality during training; made before anything is written (it checks the held-out set).
+    hook = TrainingHook(cfg, model) if cfg.eval_every_epoch or cfg.eval_every else None
     # TF1's AdamOptimizer defaults, as upstream used: beta2 0.999, epsilon 1e-8 (Keras: 1e-7).
     d_optimizer = keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta1, beta_2=0.999, epsilon=1e-8)
     g_optimizer = keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta1, beta_2=0.999, epsilon=1e-8)
@@ -193,6 +196,8 @@ def train(cfg):
                                    os.path.join(cfg.vis_dir, "sample_%04d.jpg" % (iteration // cfg.step)),
                                    upstream_quirks=cfg.upstream_quirks)
             iteration += 1
+            if hook:
+                hook(iteration, iteration / steps_per_epoch)
         float(d_cost)  # wait for the last step before reading the clock
         seconds = time.perf_counter() - start
         done = iteration - first
@@ -203,11 +208,15 @@ def train(cfg):
         if iteration % steps_per_epoch == 0 or iteration >= total:
             manager.save(checkpoint_number=iteration)
             saved_at = iteration
+        if hook:
+            hook(iteration, iteration / steps_per_epoch, epoch_end=iteration % steps_per_epoch == 0)
 
     if saved_at != iteration or manager.latest_checkpoint is None:
         ckpt.iteration.assign(iteration)
         manager.save(checkpoint_number=iteration)
     print(f"done: {iteration} iterations; checkpoint {manager.latest_checkpoint}; grids in {cfg.vis_dir}/")
+    if hook:
+        hook.finish(iteration, iteration / steps_per_epoch)
     return model
 
 
