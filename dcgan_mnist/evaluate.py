@@ -137,9 +137,6 @@ def run_data(cfg):
     """(training images, labels, held-out images, labels, source) of a run, by its own settings:
     the split train.prepare makes, plus the data's test set when it has one."""
     dataset = data.load_dataset(cfg)
-    if cfg.valid_size >= len(dataset.train_images):
-        raise ConfigError(f"--valid-size {cfg.valid_size} leaves no training images of the "
-                          f"{len(dataset.train_images)} in {dataset.source}")
     trX, vaX, trY, vaY = data.mnist_with_valid_set(dataset.train_images, dataset.train_labels,
                                                    cfg.valid_size, cfg.seed)
     if dataset.test_images is not None:
@@ -151,13 +148,18 @@ def run_data(cfg):
 class Evaluator:
     """The classifier and the held-out reference of one run, ready to score any generator of it."""
 
-    def __init__(self, cfg, n_per_label=None, seed=SEED, cache_dir=None, retrain=False, steps=None):
+    def __init__(self, cfg, n_per_label=None, seed=SEED, cache_dir=None, retrain=False, steps=None,
+                 fingerprint=None):
         self.n_per_label = cfg.eval_n_per_label if n_per_label is None else n_per_label
         self.seed = seed
         trX, trY, heldX, heldY, self.source = run_data(cfg)
+        if fingerprint is not None and data.fingerprint(trX, trY) != fingerprint:
+            # Other data than the run's: its "held-out" images may be ones the GAN trained on.
+            raise DataError(f"{self.source} is not the data the run was trained on (its fingerprint "
+                            f"differs from run.json's); evaluate the run on its own data")
         if len(heldX) < 20:
             raise ConfigError(f"only {len(heldX)} held-out real images in {self.source} (--valid-size "
-                            f"{cfg.valid_size}): the evaluation needs at least 20; train with a larger --valid-size")
+                              f"{cfg.valid_size}): the evaluation needs at least 20; train with a larger --valid-size")
         self.classifier, self.classifier_file, _ = load_or_train_classifier(trX, trY, seed, cache_dir, retrain, steps)
         self.n_train = len(trX)
         feats, probs = features_and_probs(self.classifier, heldX)
@@ -274,11 +276,12 @@ def main(argv=None):
         p.error(f"--seed {args.seed}: must not be negative")
     if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
         p.error(f"--out {args.out}: folder {os.path.dirname(args.out)} does not exist")
-    from dcgan_mnist.train import RunError, restore_model, write_json_atomic
+    from dcgan_mnist.train import RunError, read_run, restore_model, write_json_atomic
 
     try:
         model, cfg, ckpt_path = restore_model(args.checkpoint_dir, args.checkpoint)
-        evaluator = Evaluator(cfg, args.n_per_label, args.seed, args.cache_dir, args.retrain_classifier)
+        evaluator = Evaluator(cfg, args.n_per_label, args.seed, args.cache_dir, args.retrain_classifier,
+                              fingerprint=read_run(args.checkpoint_dir)[1])
     except (RunError, DataError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -174,6 +174,12 @@ def test_evaluate_without_data_or_held_out_images_exits_2(tmp_path, toy_files, s
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "only 0 held-out real images" in err and "--valid-size" in err
 
+    _, labels = toy_data(400)
+    write_idx(toy_files[3], (labels + 1) % 10)  # other labels than the run trained on
+    assert evaluate.main(["--checkpoint-dir", ckpt]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not the data the run was trained on" in err
+
     os.remove(toy_files[1])  # the run's training images are gone
     assert evaluate.main(["--checkpoint-dir", ckpt, "--out", str(tmp_path / "x.json")]) == 2
     err = capsys.readouterr().err
