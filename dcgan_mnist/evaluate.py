@@ -218,25 +218,20 @@ class TrainingHook:
         result = self.evaluator(self.model)
         self.last = dict(iteration=iteration, epoch=round(epoch, 3),
                          wall_time=round(time.perf_counter() - self.start, 1), **result["generated"])
-        print(f"quality at iteration {iteration} (epoch {epoch:.2f}): {one_line(result)}")
+        print(f"quality at iteration {iteration} (epoch {epoch:.2f}): {one_line(result['generated'])}")
         with open(self.path, "a") as f:
             f.write(json.dumps(self.last) + "\n")
 
     def finish(self, iteration, epoch):
         """Measure the final weights unless just done, and print them for the run's summary."""
         self(iteration, epoch, final=True)
-        g = self.last
-        print(f"quality of the last weights (iteration {g['iteration']}): label agreement "
-              f"{g['label_agreement']:.4f}, classifier score {g['classifier_score']:.3f}, Frechet distance "
-              f"{g['frechet_distance']:.3f}; held-out real: {self.evaluator.real['label_agreement']:.4f}, "
-              f"{self.evaluator.real['classifier_score']:.3f}, {self.evaluator.real['frechet_distance']:.3f}; "
-              f"all in {self.path}")
+        print(f"quality of the last weights (iteration {self.last['iteration']}): {one_line(self.last)}; "
+              f"held-out real: {one_line(self.evaluator.real)}; all in {self.path}")
 
 
 # ---------------------------------------------------------------- output
 
-def one_line(result):
-    g = result["generated"]
+def one_line(g):
     return (f"label agreement {g['label_agreement']:.4f}, classifier score {g['classifier_score']:.3f}, "
             f"Frechet distance {g['frechet_distance']:.3f}")
 
