@@ -70,6 +70,10 @@ class Config:
     progress: bool = _f(False, "a progress bar per epoch (ETA, it/s, latest losses) instead of the six-line log")
     gif: bool = _f(False, "only build VIS_DIR/progress.gif from the grids already there, then exit "
                           "(every run also builds it at its end)")
+    # Sample quality during training (dcgan_mnist/evaluate.py); figures go to CHECKPOINT_DIR/metrics.jsonl.
+    eval_every_epoch: bool = _f(False, "measure sample quality at the end of every epoch")
+    eval_every: Optional[int] = _f(None, "measure sample quality every N iterations")
+    eval_n_per_label: int = _f(1000, "images generated per label for each quality measurement")
 
     # ---- derived and checked ----
     def model_kwargs(self):
@@ -83,7 +87,7 @@ class Config:
             raise ConfigError(f"--{flag_name(name)} {getattr(self, name)}: {why}")
 
         for name in ("batch_size", "k", "step", "dim_z", "dim_y", "dim_W1", "dim_W2", "dim_W3",
-                     "dim_channel", "visualize_dim", "log_every"):
+                     "dim_channel", "visualize_dim", "log_every", "eval_n_per_label"):
             if getattr(self, name) < 1:
                 bad(name, "must be at least 1")
         if self.dim_y != 10:
@@ -98,6 +102,8 @@ class Config:
             bad("checkpoint_every", "must be at least 1")
         if self.max_iterations is not None and self.max_iterations < 0:
             bad("max_iterations", "must not be negative")
+        if self.eval_every is not None and self.eval_every < 1:
+            bad("eval_every", "must be at least 1")
         if self.valid_size < 0:
             bad("valid_size", "must not be negative")
         if math.isqrt(self.visualize_dim) ** 2 != self.visualize_dim:

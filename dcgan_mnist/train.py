@@ -21,6 +21,7 @@ from dcgan_mnist import checkpoints, data, distribute
 from dcgan_mnist.checkpoints import RunError, TrainingStopped
 from dcgan_mnist.config import Config, ConfigError, OneLineErrorParser, add_arguments, from_args
 from dcgan_mnist.data import DataError
+from dcgan_mnist.evaluate import TrainingHook
 from dcgan_mnist.grid import save_progress_gif, save_visualization
 from dcgan_mnist.model import DCGAN
 from dcgan_mnist.monitor import Monitor
@@ -161,6 +162,9 @@ def train(cfg, argv=(), stop=None):
         d_optimizer.build(model.discrim_vars)  # slots exist before a restore fills them
         g_optimizer.build(model.gen_vars)
     noise_rng = tf.random.Generator.from_seed(cfg.seed).split(1)[0]  # outside the scope: one global Z
+    # Sample quality during training, on the chief; made before anything is written (it checks the
+    # held-out set).
+    hook = TrainingHook(cfg, model) if chief and (cfg.eval_every_epoch or cfg.eval_every) else None
     ckpt = make_checkpoint(model, d_optimizer, g_optimizer, noise_rng)
     manager, restored = checkpoints.restore_latest(ckpt, cfg.checkpoint_dir)
     if restored:
@@ -235,6 +239,8 @@ def train(cfg, argv=(), stop=None):
             iteration += 1
             if cfg.checkpoint_every and iteration % cfg.checkpoint_every == 0:
                 save()
+            if hook:
+                monitor.scalars(iteration, hook(iteration, iteration / steps_per_epoch))
             if stop.received:
                 break
         float(d_cost)  # wait for the last step before reading the clock
@@ -245,20 +251,26 @@ def train(cfg, argv=(), stop=None):
               f"{seconds / max(done, 1):.4f} s/iteration, {done * cfg.batch_size / seconds:.0f} images/s")
         if saved_at != iteration and (iteration % steps_per_epoch == 0 or iteration >= total):
             save()
+        if hook:
+            monitor.scalars(iteration, hook(iteration, iteration / steps_per_epoch,
+                                            epoch_end=iteration % steps_per_epoch == 0))
 
     if saved_at != iteration or last_good is None:
         save()
-    monitor.close()
     if stop.received:
+        monitor.close()
         # Without --force-new (or an abbreviation argparse took for it), which would move this run aside.
         resume = shlex.join(["python", "-m", "dcgan_mnist.train"] +
                             [a for a in argv if not (len(a) > 3 and "--force-new".startswith(a))])
         print(f"stopped by {stop.received} at iteration {iteration} of {total}; checkpoint {last_good}; "
               f"resume with: {resume}")
-    else:
-        if chief and save_progress_gif(cfg.vis_dir):
-            print(f"animation of the grids: {os.path.join(cfg.vis_dir, 'progress.gif')}")
-        print(f"done: {iteration} iterations; checkpoint {last_good}; grids in {cfg.vis_dir}/")
+        return model
+    if chief and save_progress_gif(cfg.vis_dir):
+        print(f"animation of the grids: {os.path.join(cfg.vis_dir, 'progress.gif')}")
+    print(f"done: {iteration} iterations; checkpoint {last_good}; grids in {cfg.vis_dir}/")
+    if hook:
+        monitor.scalars(iteration, hook.finish(iteration, iteration / steps_per_epoch))
+    monitor.close()
     return model
 
 

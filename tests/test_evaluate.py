@@ -1,0 +1,202 @@
+"""The quality figures on known inputs, the classifier's cache, the CLI and the training hook.
+
+Small classifiers (a few dozen Adam steps) and small sets keep this fast; the full evaluation is
+scripts/quality_run.py.
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from dcgan_mnist import data, evaluate, train
+from dcgan_mnist.config import Config
+
+MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
+MNIST_IMAGES = os.path.join(MNIST, "t10k-images-idx3-ubyte.gz")
+MNIST_LABELS = os.path.join(MNIST, "t10k-labels-idx1-ubyte.gz")
+needs_mnist = pytest.mark.skipif(not os.path.isfile(MNIST_IMAGES), reason=f"no MNIST test images in {MNIST}")
+
+
+def write_idx(path, array):
+    header = bytes([0, 0, data.IDX_UBYTE, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with open(path, "wb") as f:
+        f.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+
+
+# ---------------------------------------------------------------- the metrics themselves
+
+def test_classifier_score_bounds():
+    confident = np.eye(10)[np.arange(1000) % 10]
+    assert evaluate.classifier_score(confident) == pytest.approx(10, rel=1e-6)  # sure and varied: the maximum
+    assert evaluate.classifier_score(np.eye(10)[np.zeros(1000, int)]) == pytest.approx(1)  # always one class
+    assert evaluate.classifier_score(np.full((1000, 10), 0.1)) == pytest.approx(1)  # never sure
+
+
+def test_frechet_distance_zero_on_itself_and_grows_with_a_shift():
+    feats = np.random.default_rng(0).normal(size=(2000, 16)) @ np.random.default_rng(1).normal(size=(16, 16))
+    assert abs(evaluate.frechet_distance(feats, feats)) < 1e-6
+    d = [evaluate.frechet_distance(feats, feats + shift) for shift in (0.1, 0.5, 1.0)]
+    assert d == pytest.approx([16 * s ** 2 for s in (0.1, 0.5, 1.0)], rel=1e-6)  # |mu_a - mu_b|^2, same covariance
+    scaled = evaluate.frechet_distance(feats, 2 * feats)
+    assert scaled > 1.0
+
+
+# ---------------------------------------------------------------- a small classifier on real digits
+
+@pytest.fixture(scope="module")
+def real_digits():
+    if not os.path.isfile(MNIST_IMAGES):
+        pytest.skip(f"no MNIST test images in {MNIST}")
+    images, labels = data.load_idx_pair(MNIST_IMAGES, MNIST_LABELS)
+    classifier = evaluate.train_classifier(images[:3000], labels[:3000], seed=0, steps=150)
+    return classifier, images[3000:5000], labels[3000:5000]
+
+
+@needs_mnist
+def test_held_out_real_digits_score_high(real_digits):
+    classifier, images, labels = real_digits
+    feats, probs = evaluate.features_and_probs(classifier, images)
+    assert evaluate.label_agreement(probs, labels) > 0.9
+    assert evaluate.classifier_score(probs) > 8
+    # Two halves of the same real digits are close; noise is far.
+    noise = np.random.default_rng(0).integers(0, 256, size=images[:1000].shape, dtype=np.uint8)
+    noise_feats, _ = evaluate.features_and_probs(classifier, noise)
+    real_fd = evaluate.frechet_distance(feats[:1000], feats[1000:])
+    assert evaluate.frechet_distance(noise_feats, feats[1000:]) > 10 * real_fd
+
+
+@needs_mnist
+def test_noise_and_one_repeated_image_score_low(real_digits):
+    classifier, images, labels = real_digits
+    noise = np.random.default_rng(0).integers(0, 256, size=images.shape, dtype=np.uint8)
+    _, probs = evaluate.features_and_probs(classifier, noise)
+    assert evaluate.label_agreement(probs, labels) < 0.3
+    assert evaluate.classifier_score(probs) < 3
+    repeated = np.repeat(images[:1], len(images), axis=0)
+    _, probs = evaluate.features_and_probs(classifier, repeated)
+    assert evaluate.label_agreement(probs, labels) < 0.2  # right for one label in ten
+    assert evaluate.classifier_score(probs) == pytest.approx(1, abs=1e-3)
+
+
+# ---------------------------------------------------------------- cache and determinism
+
+def toy_data(n=256, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8), rng.integers(0, 10, size=n)
+
+
+def test_classifier_is_cached_by_its_training_data(tmp_path):
+    images, labels = toy_data()
+    first, path, trained = evaluate.load_or_train_classifier(images, labels, 0, str(tmp_path), steps=3)
+    assert trained and os.path.isfile(path)
+    again, path2, trained = evaluate.load_or_train_classifier(images, labels, 0, str(tmp_path), steps=3)
+    assert not trained and path2 == path
+    for a, b in zip(first.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    labels = labels.copy()
+    labels[0] = (labels[0] + 1) % 10  # one label changed: other data, another classifier
+    _, path3, trained = evaluate.load_or_train_classifier(images, labels, 0, str(tmp_path), steps=3)
+    assert trained and path3 != path
+    _, _, trained = evaluate.load_or_train_classifier(images, labels, 0, str(tmp_path), retrain=True, steps=3)
+    assert trained
+
+
+def test_classifier_is_deterministic_with_its_seed():
+    images, labels = toy_data()
+    a, b, c = (evaluate.train_classifier(images, labels, seed, steps=4) for seed in (3, 3, 4))
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert not np.array_equal(a.get_weights()[0], c.get_weights()[0])
+
+
+# ---------------------------------------------------------------- CLI and training hook
+
+TINY = ["--dim-w1", "32", "--dim-w2", "8", "--dim-w3", "8", "--batch-size", "16", "--seed", "1", "--log-every", "100"]
+
+
+@pytest.fixture
+def toy_files(tmp_path):
+    images, labels = toy_data(400)
+    write_idx(tmp_path / "images", images)
+    write_idx(tmp_path / "labels", labels)
+    return ["--train-images", str(tmp_path / "images"), "--train-labels", str(tmp_path / "labels")]
+
+
+@pytest.fixture
+def small_eval(tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluate, "CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(evaluate, "CLASSIFIER_STEPS", 3)
+
+
+def test_training_hook_writes_metrics_and_evaluate_reads_the_run(tmp_path, toy_files, small_eval, capsys):
+    ckpt = str(tmp_path / "ckpt")
+    # 300 training images / 16 = 18 iterations an epoch; 20 iterations cross one epoch's end.
+    assert train.main(TINY + toy_files + ["--valid-size", "100", "--max-iterations", "20", "--eval-every", "8",
+                                          "--eval-every-epoch", "--eval-n-per-label", "5",
+                                          "--checkpoint-dir", ckpt, "--vis-dir", str(tmp_path / "vis")]) == 0
+    out = capsys.readouterr().out
+    assert "classifier: training on 300 images" in out
+    with open(os.path.join(ckpt, "metrics.jsonl")) as f:
+        lines = [json.loads(line) for line in f]
+    assert [m["iteration"] for m in lines] == [8, 16, 18, 20]  # every 8, the epoch's end, the run's end
+    for m in lines:
+        assert set(m) == {"iteration", "epoch", "wall_time", "label_agreement", "classifier_score",
+                          "frechet_distance", "n"}
+        assert 0 <= m["label_agreement"] <= 1 and 1 <= m["classifier_score"] <= 10 + 1e-6
+    assert out.count("quality at iteration") == 4
+    assert "quality of the last weights (iteration 20)" in out
+
+    out_json = str(tmp_path / "figures.json")
+    assert evaluate.main(["--checkpoint-dir", ckpt, "--n-per-label", "5", "--out", out_json]) == 0
+    out = capsys.readouterr().out
+    assert "classifier: training" not in out  # cached by the hook's run
+    assert "held-out real" in out and "accurate on 100 held-out real images" in out
+    with open(out_json) as f:
+        result = json.load(f)
+    assert result["generated"]["n"] == 50 and result["real"]["n"] == 50 and result["frechet_n"] == 50
+    # The same weights, seed and sizes as the hook's last measurement: the same figures.
+    assert result["generated"]["frechet_distance"] == pytest.approx(lines[-1]["frechet_distance"], rel=1e-4)
+
+
+def test_evaluate_without_a_checkpoint_exits_2(tmp_path, capsys):
+    assert evaluate.main(["--checkpoint-dir", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no checkpoint in" in err
+
+
+def test_evaluate_without_data_or_held_out_images_exits_2(tmp_path, toy_files, small_eval, capsys):
+    ckpt = str(tmp_path / "ckpt")
+    assert train.main(TINY + toy_files + ["--valid-size", "0", "--max-iterations", "1",
+                                          "--checkpoint-dir", ckpt, "--vis-dir", str(tmp_path / "vis")]) == 0
+    capsys.readouterr()
+    assert evaluate.main(["--checkpoint-dir", ckpt]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "only 0 held-out real images" in err and "--valid-size" in err
+
+    _, labels = toy_data(400)
+    write_idx(toy_files[3], (labels + 1) % 10)  # other labels than the run trained on
+    assert evaluate.main(["--checkpoint-dir", ckpt]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not the data the run was trained on" in err
+
+    os.remove(toy_files[1])  # the run's training images are gone
+    assert evaluate.main(["--checkpoint-dir", ckpt, "--out", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and toy_files[1] in err
+    assert not os.path.exists(tmp_path / "x.json")
+
+
+def test_training_with_eval_but_no_held_out_images_writes_nothing(tmp_path, toy_files, small_eval, capsys):
+    ckpt = tmp_path / "ckpt"
+    assert train.main(TINY + toy_files + ["--valid-size", "0", "--eval-every", "5",
+                                          "--checkpoint-dir", str(ckpt), "--vis-dir", str(tmp_path / "vis")]) == 2
+    assert "--valid-size" in capsys.readouterr().err
+    assert not ckpt.exists()
+
+
+def test_eval_flags_are_checked():
+    with pytest.raises(Exception, match="--eval-every 0"):
+        Config(eval_every=0).validate()
+    with pytest.raises(Exception, match="--eval-n-per-label 0"):
+        Config(eval_n_per_label=0).validate()
