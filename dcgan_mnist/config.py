@@ -58,6 +58,9 @@ class Config:
     vis_dir: str = _f("vis", "where sample_%%04d.jpg grids are written")
     checkpoint_dir: str = _f("checkpoints", "checkpoints and the run's config.json; a run resumes from here")
     verbose: bool = _f(False, "show TensorFlow's own start-up messages")
+    precision: str = _f("float32", "compute dtype of the training step; bf16: bfloat16 convs and matmuls, "
+                                   "float32 weights, Adam state and costs (fast only on CPUs with bf16 "
+                                   "instructions, see README Speed)", choices=("float32", "bf16"))
 
     # ---- derived and checked ----
     def model_kwargs(self):

@@ -21,6 +21,7 @@ from dcgan_mnist.config import Config, ConfigError, OneLineErrorParser, add_argu
 from dcgan_mnist.data import DataError
 from dcgan_mnist.grid import save_visualization
 from dcgan_mnist.model import DCGAN
+from dcgan_mnist.step import make_train_steps
 
 RUN_FILE = "run.json"  # the run's settings and data fingerprint, beside its checkpoints
 
@@ -153,18 +154,9 @@ def train(cfg):
     write_json_atomic({"config": json.loads(cfg.to_json()), "data_fingerprint": fingerprint},
                       os.path.join(cfg.checkpoint_dir, RUN_FILE))
 
-    def train_step(images, labels, cost_index, var_list, optimizer):
-        Y = tf.one_hot(labels, cfg.dim_y)
-        Z = noise_rng.uniform([tf.shape(images)[0], cfg.dim_z], -1.0, 1.0)
-        with tf.GradientTape() as tape:
-            d_cost, g_cost, p_real, p_gen = model.build_model(Z, Y, images)
-        cost = (d_cost, g_cost)[cost_index]
-        optimizer.apply_gradients(zip(tape.gradient(cost, var_list), var_list))
-        # The printed figures come from this same forward pass (upstream ran a second one).
-        return d_cost, g_cost, tf.reduce_mean(p_real), tf.reduce_mean(p_gen)
-
-    d_step = tf.function(lambda x, y: train_step(x, y, 0, model.discrim_vars, d_optimizer))
-    g_step = tf.function(lambda x, y: train_step(x, y, 1, model.gen_vars, g_optimizer))
+    # The step's fast path (dcgan_mnist/step.py) computes model.build_model's function; the
+    # printed figures come from the same forward pass (upstream ran a second one).
+    d_step, g_step = make_train_steps(model, d_optimizer, g_optimizer, noise_rng, cfg.precision)
     grid_Z, grid_Y = grid_inputs(cfg)
     sample = tf.function(model.samples_generator)
     side = int(round(cfg.visualize_dim ** 0.5))
