@@ -14,12 +14,15 @@ upstream's names and shapes, so checkpoints are the same. What changes is how:
    label's map (Y @ maps). For discrim_W1 this drops the conv's input from 11 channels to 1.
    The dense layers keep upstream's concat: their 10 extra rows cost under 1% of their FLOPs,
    and slicing the big weights would cost full-size gradient copies.
-2. One discriminator call on real and generated images stacked ([2B, ...]): one pass through
-   each weight instead of two. Batchnorm still normalises each half over its own B images, as
-   upstream's two separate calls did.
-3. compute_dtype=tf.bfloat16 (--precision bf16): convs and matmuls in bfloat16 with the float32
+2. In D iterations, one discriminator call on real and generated images stacked ([2B, ...]):
+   one pass through each weight, and D's weight gradients in one matmul/conv each. Batchnorm
+   still normalises each half over its own B images, as upstream's two separate calls did.
+   G iterations keep two calls: stacked, they would back-propagate through D for the real half.
+3. Adam's update compiled with XLA (make_train_steps): one fused pass per weight.
+4. dtype=tf.bfloat16 (--precision bf16): convs and matmuls in bfloat16 with the float32
    variables cast at use, so weights and Adam's state stay float32; batchnorm statistics,
    sigmoids and costs in float32.
+Measurements and the FLOP count: README, section Speed; scripts/benchmark.py.
 """
 import tensorflow as tf
 
