@@ -121,7 +121,7 @@ def time_loop(run_iteration, warmup, iterations):
     return wall, cpu
 
 
-def case_project(name, warmup, iterations, batch):
+def case_project(name, batch):
     """The project's step as train.py runs it: batches from data.training_batches, the four
     printed figures read back every iteration (--log-every 1)."""
     import keras
@@ -154,10 +154,10 @@ def case_project(name, warmup, iterations, batch):
         out = (d_step, g_step)[i % cfg.k != 0](images, labels)
         [float(o) for o in out]  # what the log prints
 
-    return time_loop(run_iteration, warmup, iterations)
+    return run_iteration
 
 
-def case_upstream(warmup, iterations, batch):
+def case_upstream(batch):
     """Upstream's execution, written here for TF2's tf.compat.v1 (UPSTREAM.md): placeholders,
     feed_dict, numpy noise and one-hot labels, images / 255 per batch, Adam via
     tf.compat.v1.train.AdamOptimizer, and after each train op a second run of the costs and
@@ -200,7 +200,7 @@ def case_upstream(warmup, iterations, batch):
         sess.run(train_d if i % cfg.k == 0 else train_g, feed_dict=feed)
         sess.run([g_cost, d_cost, p_real, p_gen], feed_dict=feed)  # upstream's second pass
 
-    return time_loop(run_iteration, warmup, iterations)
+    return run_iteration
 
 
 def case_matmul(n=2048, repeats=20):
@@ -213,15 +213,38 @@ def case_matmul(n=2048, repeats=20):
     return wall, cpu
 
 
+def make_case(name, batch):
+    return case_upstream(batch) if name == "upstream" else case_project(name, batch)
+
+
+def interleaved(args):
+    """All cases in this one process, timed in turns of 4 iterations: on a shared machine every
+    case sees the same load, so their ratios hold even when the absolute times do not."""
+    import numpy as np
+    import dcgan_mnist  # noqa: F401
+    set_threads(args.threads)
+    runs = {c: make_case(c, args.batch_size) for c in args.cases.split(",")}
+    wall = {c: [] for c in runs}
+    for c, run in runs.items():
+        for i in range(args.warmup):
+            run(i)
+    for r in range(args.interleave):
+        for c, run in runs.items():
+            wall[c] += time_loop(run, 0, 4)[0]
+    base = np.median(wall["upstream"]) if "upstream" in wall else None
+    print(f"{args.interleave} turns of 4 iterations per case; load average {os.getloadavg()[0]:.2f}")
+    for c, w in wall.items():
+        up = f", {base / np.median(w):.2f}x upstream" if base else ""
+        print(f"{c}: median {np.median(w):.4f} s/iteration (min {min(w):.4f}){up}")
+
+
 def run_case(args):
     import dcgan_mnist  # noqa: F401  (silences TensorFlow's start-up noise)
     set_threads(args.threads)
     if args.run_case == "matmul":
         wall, cpu = case_matmul()
-    elif args.run_case == "upstream":
-        wall, cpu = case_upstream(args.warmup, args.iterations, args.batch_size)
     else:
-        wall, cpu = case_project(args.run_case, args.warmup, args.iterations, args.batch_size)
+        wall, cpu = time_loop(make_case(args.run_case, args.batch_size), args.warmup, args.iterations)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps(dict(wall=wall, cpu=cpu, rss=rss)))
 
@@ -271,12 +294,16 @@ def main(argv=None):
     p.add_argument("--no-rss-run", action="store_true", help="skip the 60,000-image training run")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--flops", action="store_true", help="print the FLOP count and exit")
+    p.add_argument("--interleave", type=int, metavar="TURNS",
+                   help="run --cases in one process, taking turns of 4 iterations (fair ratios on a busy machine)")
     p.add_argument("--run-case", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.flops:
         return print_flops()
     if args.run_case:
         return run_case(args)
+    if args.interleave:
+        return interleaved(args)
 
     cases = args.cases.split(",")
     if args.levers:
