@@ -1,4 +1,5 @@
 """The training step's fast path (dcgan_mnist/step.py) computes what model.py's plain path computes."""
+import copy
 import secrets
 
 import keras
@@ -31,10 +32,21 @@ def costs_and_grads(model, forward, Z, Y, images):
             tape.gradient(d_cost, model.discrim_vars) + tape.gradient(g_cost, model.gen_vars))
 
 
-def assert_close(fast, plain, what, seed, rtol):
+def assert_close(fast, plain, what, seed, rtol, plain_error=0.0):
+    """fast within rtol of plain, or within 10x plain's own float32 error (plain_error), which
+    batchnorm over a near-constant channel can amplify well above rtol on some random draws."""
     scale = float(tf.reduce_max(tf.abs(plain))) or 1.0
     err = float(tf.reduce_max(tf.abs(fast - plain)))
-    assert err <= rtol * scale + 1e-6, f"{what}: max error {err:.3g} (scale {scale:.3g}), seed {seed}"
+    assert err <= max(rtol * scale, 10 * plain_error) + 1e-6, \
+        f"{what}: max error {err:.3g} (scale {scale:.3g}, plain's own float32 error {plain_error:.3g}), seed {seed}"
+
+
+def float64_copy(model):
+    """The same model with float64 weights, to measure the plain path's own rounding error."""
+    m64 = copy.copy(model)
+    for v in model.trainable_variables:
+        setattr(m64, v.name.split(":")[0], tf.Variable(tf.cast(v, tf.float64)))
+    return m64
 
 
 @pytest.mark.parametrize("upstream_quirks", [False, True])
@@ -49,9 +61,12 @@ def test_fast_forward_equals_plain_losses_and_gradients(upstream_quirks, stack):
     # Upstream's clip makes the quirks mode's gradients flow through few logits, which
     # amplifies float32 rounding; still far below any real difference.
     rtol = 3e-3 if upstream_quirks else 3e-5
-    for var, f, p in zip(model.discrim_vars + model.gen_vars, fast_grads, plain_grads):
+    m64 = float64_copy(model)
+    _, ref_grads = costs_and_grads(m64, m64.build_model, *(tf.cast(t, tf.float64) for t in (Z, Y, images)))
+    for var, f, p, r in zip(model.discrim_vars + model.gen_vars, fast_grads, plain_grads, ref_grads):
         assert f.shape == var.shape
-        assert_close(f, p, "gradient of " + var.name, seed, rtol)
+        plain_error = float(tf.reduce_max(tf.abs(tf.cast(p, tf.float64) - r)))
+        assert_close(f, p, "gradient of " + var.name, seed, rtol, plain_error)
 
 
 def test_label_maps_equal_conv_over_broadcast_labels():
