@@ -74,6 +74,9 @@ class Config:
     eval_every_epoch: bool = _f(False, "measure sample quality at the end of every epoch")
     eval_every: Optional[int] = _f(None, "measure sample quality every N iterations")
     eval_n_per_label: int = _f(1000, "images generated per label for each quality measurement")
+    precision: str = _f("float32", "compute dtype of the training step; bf16: bfloat16 convs and matmuls, "
+                                   "float32 weights, Adam state and costs (fast only on CPUs with bf16 "
+                                   "instructions, see README Speed)", choices=("float32", "bf16"))
 
     # ---- derived and checked ----
     def model_kwargs(self):

@@ -103,7 +103,7 @@ def quiet_worker(strategy):
     sys.stdout = open(os.devnull, "w")
 
 
-def step_function(strategy, step, noise):
+def step_function(strategy, step, noise, jit_compile=False):
     """A compiled training step on the global batch (images [B, ...], labels [B]).
 
     step(images, labels, Z) is train.py's train_step; noise(images) draws the global Z. On one
@@ -111,7 +111,7 @@ def step_function(strategy, step, noise):
     several, each replica runs step on its slice and the printed figures are the replicas' means
     (equal slices, so the means of the global batch)."""
     if not isinstance(strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)):
-        return tf.function(lambda images, labels: step(images, labels, noise(images)))
+        return tf.function(lambda images, labels: step(images, labels, noise(images)), jit_compile=jit_compile)
     n = strategy.num_replicas_in_sync
 
     def replica_step(images, labels, Z):

@@ -24,17 +24,20 @@ def batchnormalize(X, eps=1e-8):
     return (X - mean) / tf.sqrt(var + eps)
 
 
-def global_moments(X, axes, replica):
+def global_moments(X, axes, replica, keepdims=False):
     """tf.nn.moments of the global batch when each replica holds a slice of it: the slices' sums
     are all-reduced, so every replica normalises as one device would with the whole batch. Two
     passes as tf.nn.moments does (the mean, then squared deviations from it), not E[x^2] - mean^2,
     which loses precision. all_reduce is differentiable: its gradient is the all-reduced gradient."""
     SUM = tf.distribute.ReduceOp.SUM
     count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(X), axes)), X.dtype)
-    total, count = replica.all_reduce(SUM, [tf.reduce_sum(X, axes), count])
+    total, count = replica.all_reduce(SUM, [tf.reduce_sum(X, axes, keepdims=True), count])
     mean = total / count
-    squares = replica.all_reduce(SUM, tf.reduce_sum(tf.math.squared_difference(X, tf.stop_gradient(mean)), axes))
-    return mean, squares / count
+    deviations = tf.reduce_sum(tf.math.squared_difference(X, tf.stop_gradient(mean)), axes, keepdims=True)
+    var = replica.all_reduce(SUM, deviations) / count
+    if not keepdims:
+        mean, var = tf.squeeze(mean, axes), tf.squeeze(var, axes)
+    return mean, var
 
 
 def lrelu(X, leak=0.2):

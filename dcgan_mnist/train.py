@@ -25,6 +25,7 @@ from dcgan_mnist.evaluate import TrainingHook
 from dcgan_mnist.grid import save_progress_gif, save_visualization
 from dcgan_mnist.model import DCGAN
 from dcgan_mnist.monitor import Monitor
+from dcgan_mnist.step import make_train_steps
 
 RUN_FILE = "run.json"  # the run's settings and data fingerprint, beside its checkpoints
 
@@ -176,26 +177,10 @@ def train(cfg, argv=(), stop=None):
         os.makedirs(cfg.vis_dir, exist_ok=True)
         write_json_atomic({"config": json.loads(cfg.to_json()), "data_fingerprint": fingerprint},
                           os.path.join(cfg.checkpoint_dir, RUN_FILE))
-    replicas = strategy.num_replicas_in_sync
-
-    def noise(images):
-        # Drawn for the global batch and sliced per replica (distribute.py), so Z is the same
-        # on any number of devices.
-        return noise_rng.uniform([tf.shape(images)[0], cfg.dim_z], -1.0, 1.0)
-
-    def train_step(images, labels, Z, cost_index, var_list, optimizer):
-        Y = tf.one_hot(labels, cfg.dim_y)
-        with tf.GradientTape() as tape:
-            d_cost, g_cost, p_real, p_gen = model.build_model(Z, Y, images)
-            cost = (d_cost, g_cost)[cost_index]
-            if replicas > 1:  # Keras sums the replicas' gradients: each gives its share of the mean
-                cost = cost / replicas
-        optimizer.apply_gradients(zip(tape.gradient(cost, var_list), var_list))
-        # The printed figures come from this same forward pass (upstream ran a second one).
-        return d_cost, g_cost, tf.reduce_mean(p_real), tf.reduce_mean(p_gen)
-
-    d_step = distribute.step_function(strategy, lambda x, y, z: train_step(x, y, z, 0, model.discrim_vars, d_optimizer), noise)
-    g_step = distribute.step_function(strategy, lambda x, y, z: train_step(x, y, z, 1, model.gen_vars, g_optimizer), noise)
+    # The step's fast path (dcgan_mnist/step.py) computes model.build_model's function on one
+    # device or several; the printed figures come from the same forward pass (upstream ran a
+    # second one).
+    d_step, g_step = make_train_steps(model, d_optimizer, g_optimizer, noise_rng, cfg.precision, strategy)
     grid_Z, grid_Y = grid_inputs(cfg)
     sample = tf.function(model.samples_generator)
     side = int(round(cfg.visualize_dim ** 0.5))

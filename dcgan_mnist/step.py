@@ -1,0 +1,161 @@
+"""The training step: model.DCGAN.build_model's function, computed with fewer FLOPs and copies.
+
+model.py keeps upstream's straightforward forward passes as the reference; this module computes
+the same costs (to float rounding; tests/test_step.py proves it on fresh random weights and
+inputs, default and upstream_quirks modes) from the same variables, gen_W1 .. discrim_W4 with
+upstream's names and shapes, so checkpoints are the same. What changes is how:
+
+1. Label conditioning as per-label terms. Upstream appends the one-hot labels as 10 constant
+   channels before each conv. A conv is linear in its input channels, so
+       conv(concat(h, y broadcast), W) = conv(h, W_h) + conv(y broadcast, W_y),
+   and the second term depends only on the label: a map [dim_y, H_out, W_out, C_out], constant
+   inside the image and different only at the borders (where SAME padding cuts kernel taps).
+   It is computed once per step as the conv of dim_y one-hot planes, and each image gets its
+   label's map (Y @ maps). For discrim_W1 this drops the conv's input from 11 channels to 1.
+   The dense layers keep upstream's concat: their 10 extra rows cost under 1% of their FLOPs,
+   and slicing the big weights would cost full-size gradient copies.
+2. In D iterations, one discriminator call on real and generated images stacked ([2B, ...]):
+   one pass through each weight, and D's weight gradients in one matmul/conv each. Batchnorm
+   still normalises each half over its own B images, as upstream's two separate calls did.
+   G iterations keep two calls: stacked, they would back-propagate through D for the real half.
+3. Adam's update compiled with XLA (make_train_steps): one fused pass per weight.
+4. dtype=tf.bfloat16 (--precision bf16): convs and matmuls in bfloat16 with the float32
+   variables cast at use, so weights and Adam's state stay float32; batchnorm statistics,
+   sigmoids and costs in float32.
+Measurements and the FLOP count: README, section Speed; scripts/benchmark.py.
+"""
+import tensorflow as tf
+
+from dcgan_mnist import distribute
+from dcgan_mnist.model import bce, global_moments, lrelu
+
+PRECISIONS = {"float32": tf.float32, "bf16": tf.bfloat16}
+
+
+def batchnorm_groups(X, groups, eps=1e-8):
+    """model.batchnormalize applied to each of `groups` equal slices of the batch, in float32;
+    on several replicas, with each slice's moments over the global batch (as model.py's)."""
+    shape = tf.shape(X)
+    Xg = tf.reshape(tf.cast(X, tf.float32), tf.concat([[groups, -1], shape[1:]], 0))
+    axes = list(range(1, len(X.shape)))
+    replica = tf.distribute.get_replica_context()
+    if replica is not None and replica.num_replicas_in_sync > 1:
+        mean, var = global_moments(Xg, axes, replica, keepdims=True)
+    else:
+        mean, var = tf.nn.moments(Xg, axes, keepdims=True)
+    return tf.cast(tf.reshape((Xg - mean) / tf.sqrt(var + eps), shape), X.dtype)
+
+
+def label_maps(Y, W_y, size, transpose, dtype):
+    """Each image's share of a stride-2 SAME conv (or conv-transpose) over its label broadcast on
+    size x size planes: conv(Y broadcast, W_y), as Y @ (conv of the dim_y one-hot planes)."""
+    dim_y = Y.shape[-1]
+    planes = tf.tile(tf.reshape(tf.eye(dim_y, dtype=dtype), [dim_y, 1, 1, dim_y]), [1, size, size, 1])
+    if transpose:  # W_y [5, 5, out, dim_y]
+        per_label = tf.nn.conv2d_transpose(planes, W_y, [dim_y, 2 * size, 2 * size, W_y.shape[2]],
+                                           strides=2, padding="SAME")
+    else:          # W_y [5, 5, dim_y, out]
+        per_label = tf.nn.conv2d(planes, W_y, strides=2, padding="SAME")
+    out_shape = tf.shape(per_label)[1:]
+    flat = tf.matmul(Y, tf.reshape(per_label, [dim_y, -1]))
+    return tf.reshape(flat, tf.concat([[-1], out_shape], 0))
+
+
+def generate(m, Z, Y, dtype=tf.float32):
+    """m.generate(Z, Y) with the conv layers' label channels as label maps."""
+    B = tf.shape(Z)[0]
+    Z, Y = tf.cast(Z, dtype), tf.cast(Y, dtype)
+    h1 = tf.nn.relu(batchnorm_groups(tf.matmul(tf.concat([Z, Y], 1), tf.cast(m.gen_W1, dtype)), 1))
+    h2 = tf.nn.relu(batchnorm_groups(tf.matmul(tf.concat([h1, Y], 1), tf.cast(m.gen_W2, dtype)), 1))
+    h2 = tf.reshape(h2, [B, 7, 7, m.dim_W2])
+    W3 = tf.cast(m.gen_W3, dtype)
+    W3, W3_y = W3[..., :m.dim_W2], W3[..., m.dim_W2:]
+    h3 = tf.nn.conv2d_transpose(h2, W3, [B, 14, 14, m.dim_W3], strides=2, padding="SAME")
+    h3 = tf.nn.relu(batchnorm_groups(h3 + label_maps(Y, W3_y, 7, True, dtype), 1))
+    W4 = tf.cast(m.gen_W4, dtype)
+    W4, W4_y = W4[..., :m.dim_W3], W4[..., m.dim_W3:]
+    h4 = tf.nn.conv2d_transpose(h3, W4, [B, 28, 28, m.dim_channel], strides=2, padding="SAME")
+    return tf.cast(h4 + label_maps(Y, W4_y, 14, True, dtype), tf.float32)
+
+
+def discriminate(m, X, Y, groups=1, dtype=tf.float32):
+    """m.discriminate(X, Y), with the conv layers' label channels as label maps; X may hold
+    `groups` batches stacked, each normalised on its own as if discriminated alone."""
+    X, Y = tf.cast(X, dtype), tf.cast(Y, dtype)
+    B = tf.shape(X)[0]
+    W1, W2 = tf.cast(m.discrim_W1, dtype), tf.cast(m.discrim_W2, dtype)
+    C = m.dim_channel
+    h1 = tf.nn.conv2d(X, W1[:, :, :C], strides=2, padding="SAME")
+    h1 = lrelu(h1 + label_maps(Y, W1[:, :, C:], 28, False, dtype))
+    h2 = tf.nn.conv2d(h1, W2[:, :, :m.dim_W3], strides=2, padding="SAME")
+    h2 = h2 + label_maps(Y, W2[:, :, m.dim_W3:], 14, False, dtype)
+    h2 = tf.reshape(lrelu(batchnorm_groups(h2, groups)), [B, 7 * 7 * m.dim_W2])
+    h3 = lrelu(batchnorm_groups(tf.matmul(tf.concat([h2, Y], 1), tf.cast(m.discrim_W3, dtype)), groups))
+    h4 = tf.cast(tf.matmul(tf.concat([h3, Y], 1), tf.cast(m.discrim_W4, dtype)), tf.float32)
+    if m.upstream_quirks:
+        h4 = lrelu(batchnorm_groups(h4, groups))  # defect 2, per batch as upstream (model.py)
+    return h4
+
+
+def discriminate_pair(m, image_real, image_gen, Y, stack, dtype=tf.float32):
+    """(m.discriminate(image_real, Y), m.discriminate(image_gen, Y)); with stack=True as one call."""
+    if not stack:
+        return discriminate(m, image_real, Y, 1, dtype), discriminate(m, image_gen, Y, 1, dtype)
+    return tf.split(discriminate(m, tf.concat([image_real, image_gen], 0), tf.concat([Y, Y], 0), 2, dtype), 2)
+
+
+def build_model(m, Z, Y, image_real, dtype=tf.float32, stack=True):
+    """m.build_model(Z, Y, image_real): d_cost, g_cost, p_real, p_gen."""
+    image_gen = tf.nn.sigmoid(generate(m, Z, Y, dtype))
+    raw_real, raw_gen = discriminate_pair(m, image_real, image_gen, Y, stack, dtype)
+    q = m.upstream_quirks
+    d_cost = bce(raw_real, tf.ones_like(raw_real), q) + bce(raw_gen, tf.zeros_like(raw_gen), q)
+    g_cost = bce(raw_gen, tf.ones_like(raw_gen), q)
+    return d_cost, g_cost, tf.nn.sigmoid(raw_real), tf.nn.sigmoid(raw_gen)
+
+
+def make_train_steps(model, d_optimizer, g_optimizer, noise_rng, precision="float32", strategy=None,
+                     forwards=None, jit_compile=False, xla_update=True):
+    """The compiled D and G iterations: (images [B, 28, 28, C], int labels [B]) -> d_cost, g_cost,
+    mean P(real), mean P(gen). Each draws the global batch's noise on device and applies one Adam
+    step; the printed figures come from the same forward pass (upstream ran a second one).
+    strategy: a tf.distribute strategy (distribute.step_function splits the batch); None: one device.
+    forwards: the (D iteration, G iteration) functions (Z, Y, images) -> build_model's four
+    outputs; by default this module's build_model (model.build_model is the reference)."""
+    dtype = PRECISIONS[precision]
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if forwards is None:
+        forwards = (lambda Z, Y, images: build_model(model, Z, Y, images, dtype, stack=True),
+                    lambda Z, Y, images: build_model(model, Z, Y, images, dtype, stack=False))
+
+    def update(optimizer, var_list):
+        apply = lambda grads: optimizer.apply_gradients(zip(grads, var_list))  # noqa: E731
+        # Keras's Adam runs about ten elementwise kernels over each weight; XLA fuses them
+        # into one pass (as TF1's ApplyAdam kernel did), 6x less CPU time measured here. On
+        # several replicas Keras all-reduces the gradients inside apply_gradients, which XLA
+        # cannot compile, so the update stays unfused there.
+        return tf.function(apply, jit_compile=True) if xla_update and replicas == 1 else apply
+
+    updates = (update(d_optimizer, model.discrim_vars), update(g_optimizer, model.gen_vars))
+    var_lists = (model.discrim_vars, model.gen_vars)
+
+    def noise(images):
+        # Drawn for the global batch and sliced per replica (distribute.step_function), so Z is
+        # the same on any number of devices.
+        return noise_rng.uniform([tf.shape(images)[0], model.dim_z], -1.0, 1.0)
+
+    def train_step(images, labels, Z, cost_index):
+        forward, var_list = forwards[cost_index], var_lists[cost_index]
+        Y = tf.one_hot(labels, model.dim_y)
+        with tf.GradientTape() as tape:
+            d_cost, g_cost, p_real, p_gen = forward(Z, Y, images)
+            cost = (d_cost, g_cost)[cost_index]
+            if replicas > 1:  # Keras sums the replicas' gradients: each gives its share of the mean
+                cost = cost / replicas
+        updates[cost_index](tape.gradient(cost, var_list))
+        return d_cost, g_cost, tf.reduce_mean(p_real), tf.reduce_mean(p_gen)
+
+    d_step = distribute.step_function(strategy, lambda x, y, z: train_step(x, y, z, 0), noise, jit_compile)
+    g_step = distribute.step_function(strategy, lambda x, y, z: train_step(x, y, z, 1), noise, jit_compile)
+    return d_step, g_step

@@ -1,0 +1,364 @@
+"""Time the training step: `python scripts/benchmark.py [--iterations N] [--json]`.
+
+Measures, each case in its own process (so peak RSS is its own), after warm-up iterations:
+  default   the project's step (dcgan_mnist/step.py, float32), as train.py runs it
+  bf16      the same with --precision bf16
+  upstream  an upstream-style execution of the same network: a tf.compat.v1 graph with
+            placeholders, a feed_dict per run, numpy noise, and the second forward pass per
+            iteration that upstream's train.py makes to read the printed figures
+and, with --levers, the levers measured for README's Speed section (plain model.build_model
+step, whole-step XLA, unfused Adam, thread settings). Also a large float32 matmul (the machine's
+rate) and the peak RSS of a short training run on 60,000 images (Fashion-MNIST's training set).
+
+Prints s/iteration (wall clock: median, min, max; and CPU seconds, steadier on a shared
+machine), images/s, GFLOP/s from the counted FLOPs (`--flops` prints the count), share of the
+matmul rate, speed-up over upstream, peak RSS. Iterations alternate D and G as in training.
+"""
+import argparse
+import copy
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+# ---------------------------------------------------------------- FLOP count
+
+def layers(dim_z=100, dim_y=10, dim_W1=1024, dim_W2=128, dim_W3=64, C=1, fast=True):
+    """Multiply-adds per image of each conv/matmul: {name: (macs, has_weights_first)}.
+    A conv's count is output pixels x 25 taps x in x out (a conv-transpose's: input pixels x 25
+    x in x out, the same work run backwards). fast=True: step.py's path, where the label
+    channels of the convs are per-label maps (10 one-hot images per step, negligible per image,
+    plus a [10] x [pixels x out] matmul per image); fast=False: upstream's concatenated labels."""
+    y = 0 if fast else dim_y
+    g = {"gen_W1": (dim_z + dim_y) * dim_W1,
+         "gen_W2": (dim_W1 + dim_y) * dim_W2 * 49,
+         "gen_W3": 49 * 25 * (dim_W2 + y) * dim_W3,
+         "gen_W4": 196 * 25 * (dim_W3 + y) * C}
+    d = {"discrim_W1": 196 * 25 * (C + y) * dim_W3,
+         "discrim_W2": 49 * 25 * (dim_W3 + y) * dim_W2,
+         "discrim_W3": (dim_W2 * 49 + dim_y) * dim_W1,
+         "discrim_W4": (dim_W1 + dim_y) * 1}
+    if fast:  # Y @ label maps: dim_y multiply-adds per output element
+        g["gen_W3"] += dim_y * 196 * dim_W3
+        g["gen_W4"] += dim_y * 784 * C
+        d["discrim_W1"] += dim_y * 196 * dim_W3
+        d["discrim_W2"] += dim_y * 49 * dim_W2
+    return g, d
+
+
+def iteration_flops(batch=128, fast=True, second_forward=False, **dims):
+    """FLOPs (2 per multiply-add) of one D and one G iteration, forward + backward.
+    Forward: G once, D twice (real and generated; the printed d_cost needs both in G steps too).
+    Backward of a layer = weight gradient (same work as its forward, when its weights train)
+    + input gradient (same again, unless nothing trainable lies below it).
+    D iteration: D's weight gradients on both calls, input gradients for D layers 2-4.
+    G iteration: input gradients through all of D on the generated call, G's weight gradients,
+    input gradients for G layers 2-4. second_forward: upstream's execution, whose G train op
+    needs no D(real) and which then runs the whole forward again for the printout."""
+    g, d = layers(fast=fast, **dims)
+    G, D = sum(g.values()), sum(d.values())
+    first_d, first_g = d["discrim_W1"], g["gen_W1"]
+    forward = G + 2 * D
+    d_iter = forward + 2 * (D + (D - first_d))
+    g_iter = forward + D + G + (G - first_g)
+    if second_forward:
+        d_iter += forward
+        g_iter += forward - D
+    return {"D": 2 * batch * d_iter, "G": 2 * batch * g_iter}
+
+
+def print_flops():
+    for name, kw in (("plain (upstream's layers)", dict(fast=False)),
+                     ("default (step.py)", dict(fast=True)),
+                     ("upstream incl. second forward", dict(fast=False, second_forward=True))):
+        f = iteration_flops(**kw)
+        print(f"{name:32s} D iteration {f['D'] / 1e9:6.2f} GFLOP, G iteration {f['G'] / 1e9:6.2f} GFLOP, "
+              f"mean {(f['D'] + f['G']) / 2e9:6.2f}")
+    for fast in (False, True):
+        g, d = layers(fast=fast)
+        print(("default" if fast else "plain") + " forward MFLOP per batch of 128: " +
+              ", ".join(f"{k} {2 * 128 * v / 1e6:.0f}" for k, v in {**g, **d}.items()))
+
+
+# ---------------------------------------------------------------- one case, in its own process
+
+def training_data():
+    import numpy as np
+    from dcgan_mnist import data
+    if os.path.isdir(FASHION):
+        d = data.load_folder(FASHION)
+        return d.train_images, d.train_labels
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8), rng.integers(0, 10, 60000)
+
+
+def set_threads(spec):
+    import tensorflow as tf
+    if spec:
+        intra, inter = (int(x) for x in spec.split(","))
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+
+
+def time_loop(run_iteration, warmup, iterations):
+    for i in range(warmup):
+        run_iteration(i)
+    wall, cpu = [], []
+    for i in range(warmup, warmup + iterations):
+        t, c = time.perf_counter(), time.process_time()
+        run_iteration(i)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return wall, cpu
+
+
+def case_project(name, batch):
+    """The project's step as train.py runs it: batches from data.training_batches, the four
+    printed figures read back every iteration (--log-every 1)."""
+    import keras
+    import tensorflow as tf
+    from dcgan_mnist import data, step
+    from dcgan_mnist.config import Config
+    from dcgan_mnist.model import DCGAN
+    cfg = Config(batch_size=batch, precision="bf16" if name == "bf16" else "float32")
+    model = DCGAN(**cfg.model_kwargs(), seed=0)
+    opts = [keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta1, beta_2=0.999, epsilon=1e-8)
+            for _ in range(2)]
+    opts[0].build(model.discrim_vars)
+    opts[1].build(model.gen_vars)
+    noise_rng = tf.random.Generator.from_seed(0)
+    kw = {}
+    if name == "plain":
+        kw = dict(forwards=(model.build_model, model.build_model), xla_update=False)
+    elif name == "xla":
+        kw = dict(jit_compile=True)
+    elif name == "unfused_adam":
+        kw = dict(xla_update=False)
+    elif name == "no_stack":
+        kw = dict(forwards=[lambda Z, Y, x: step.build_model(model, Z, Y, x, stack=False)] * 2)
+    d_step, g_step = step.make_train_steps(model, *opts, noise_rng, cfg.precision, **kw)
+    trX, trY = training_data()
+    batches = iter(data.training_batches(trX, trY, batch, 0, 0).repeat())
+
+    def run_iteration(i):
+        images, labels = next(batches)
+        out = (d_step, g_step)[i % cfg.k != 0](images, labels)
+        [float(o) for o in out]  # what the log prints
+
+    return run_iteration
+
+
+def case_upstream(batch):
+    """Upstream's execution, written here for TF2's tf.compat.v1 (UPSTREAM.md): placeholders,
+    feed_dict, numpy noise and one-hot labels, images / 255 per batch, Adam via
+    tf.compat.v1.train.AdamOptimizer, and after each train op a second run of the costs and
+    probabilities. The network is model.py's plain path with upstream's quirks."""
+    import numpy as np
+    import tensorflow as tf
+    from dcgan_mnist.config import Config
+    from dcgan_mnist.model import DCGAN
+    v1 = tf.compat.v1
+    cfg = Config(batch_size=batch, upstream_quirks=True)
+    trX, trY = training_data()
+    eager = DCGAN(**cfg.model_kwargs(), seed=0)
+    initial = {v.name.split(":")[0]: v.numpy() for v in eager.trainable_variables}
+    graph = tf.Graph()
+    with graph.as_default():
+        # The same network and initial weights, its variables made again as graph variables.
+        model = copy.copy(eager)
+        for name, value in initial.items():
+            setattr(model, name, tf.Variable(value, name=name))
+        Z_tf = v1.placeholder(tf.float32, [batch, cfg.dim_z])
+        Y_tf = v1.placeholder(tf.float32, [batch, cfg.dim_y])
+        image_tf = v1.placeholder(tf.float32, [batch, 28, 28, 1])
+        d_cost, g_cost, p_real, p_gen = model.build_model(Z_tf, Y_tf, image_tf)
+        train_d = v1.train.AdamOptimizer(cfg.learning_rate, beta1=cfg.beta1).minimize(
+            d_cost, var_list=model.discrim_vars)
+        train_g = v1.train.AdamOptimizer(cfg.learning_rate, beta1=cfg.beta1).minimize(
+            g_cost, var_list=model.gen_vars)
+        init = v1.global_variables_initializer()
+    sess = v1.Session(graph=graph)
+    sess.run(init)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(trX))
+
+    def run_iteration(i):
+        idx = order[(i * batch) % (len(trX) - batch):][:batch]
+        Xs = trX[idx].reshape(batch, 28, 28, 1).astype(np.float64) / 255.0  # upstream's float64 copy
+        Ys = np.eye(cfg.dim_y)[trY[idx]]
+        Zs = rng.uniform(-1, 1, size=(batch, cfg.dim_z))
+        feed = {Z_tf: Zs, Y_tf: Ys, image_tf: Xs}
+        sess.run(train_d if i % cfg.k == 0 else train_g, feed_dict=feed)
+        sess.run([g_cost, d_cost, p_real, p_gen], feed_dict=feed)  # upstream's second pass
+
+    return run_iteration
+
+
+def case_matmul(n=2048, repeats=20):
+    import tensorflow as tf
+    a = tf.random.normal([n, n])
+    f = tf.function(lambda a: tf.matmul(a, a))
+    for _ in range(3):
+        f(a).numpy()
+    wall, cpu = time_loop(lambda i: f(a).numpy(), 0, repeats)
+    return wall, cpu
+
+
+def make_case(name, batch):
+    return case_upstream(batch) if name == "upstream" else case_project(name, batch)
+
+
+def interleaved(args):
+    """All cases in this one process, timed in turns of 4 iterations: on a shared machine every
+    case sees the same load, so their ratios hold even when the absolute times do not."""
+    import numpy as np
+    import dcgan_mnist  # noqa: F401
+    set_threads(args.threads)
+    runs = {c: make_case(c, args.batch_size) for c in args.cases.split(",")}
+    wall = {c: [] for c in runs}
+    for c, run in runs.items():
+        for i in range(args.warmup):
+            run(i)
+    for r in range(args.interleave):
+        for c, run in runs.items():
+            wall[c] += time_loop(run, 0, 4)[0]
+    base = np.median(wall["upstream"]) if "upstream" in wall else None
+    print(f"{args.interleave} turns of 4 iterations per case; load average {os.getloadavg()[0]:.2f}")
+    for c, w in wall.items():
+        up = f", {base / np.median(w):.2f}x upstream" if base else ""
+        print(f"{c}: median {np.median(w):.4f} s/iteration (min {min(w):.4f}){up}")
+
+
+def run_case(args):
+    import dcgan_mnist  # noqa: F401  (silences TensorFlow's start-up noise)
+    set_threads(args.threads)
+    if args.run_case == "matmul":
+        wall, cpu = case_matmul()
+    else:
+        wall, cpu = time_loop(make_case(args.run_case, args.batch_size), args.warmup, args.iterations)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps(dict(wall=wall, cpu=cpu, rss=rss)))
+
+
+# ---------------------------------------------------------------- the parent
+
+def child(argv):
+    """Run argv; return (stdout, peak RSS in bytes of that process alone)."""
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(argv, stdout=out, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark: {' '.join(argv[1:4])}... failed (exit {proc.returncode})")
+    return text, usage.ru_maxrss * 1024
+
+
+def training_rss(iterations=20):
+    """Peak RSS of `python -m dcgan_mnist.train` on Fashion-MNIST's 60,000 training images."""
+    if not os.path.isdir(FASHION):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        _, rss = child([sys.executable, "-m", "dcgan_mnist.train", "--dataset", "fashion_mnist",
+                        "--data-dir", os.path.join(tmp, "none"), "--valid-size", "0",
+                        "--max-iterations", str(iterations), "--log-every", str(iterations), "--step", "1000",
+                        "--seed", "0", "--vis-dir", os.path.join(tmp, "vis"),
+                        "--checkpoint-dir", os.path.join(tmp, "ckpt")])
+    return rss
+
+
+def stats(xs):
+    xs = sorted(xs)
+    return dict(median=xs[len(xs) // 2], min=xs[0], max=xs[-1])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python scripts/benchmark.py", description=__doc__.splitlines()[0])
+    p.add_argument("--iterations", type=int, default=40, help="timed iterations per case (default: %(default)s)")
+    p.add_argument("--warmup", type=int, default=6, help="untimed iterations first (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--cases", default="default,bf16,upstream", help="comma-separated (default: %(default)s)")
+    p.add_argument("--levers", action="store_true",
+                   help="also time plain, xla, unfused_adam, no_stack and default with threads 1,1 / 2,2")
+    p.add_argument("--threads", help="intra,inter op threads for every case, e.g. 2,1 (default: TF's)")
+    p.add_argument("--no-rss-run", action="store_true", help="skip the 60,000-image training run")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--flops", action="store_true", help="print the FLOP count and exit")
+    p.add_argument("--interleave", type=int, metavar="TURNS",
+                   help="run --cases in one process, taking turns of 4 iterations (fair ratios on a busy machine)")
+    p.add_argument("--run-case", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.flops:
+        return print_flops()
+    if args.run_case:
+        return run_case(args)
+    if args.interleave:
+        return interleaved(args)
+
+    cases = args.cases.split(",")
+    if args.levers:
+        cases += ["plain", "xla", "unfused_adam", "no_stack", "default@1,1", "default@2,2", "default@2,1"]
+    load_before = os.getloadavg()
+    results = {}
+    for case in ["matmul"] + cases:
+        name, _, threads = case.partition("@")
+        cmd = [sys.executable, os.path.abspath(__file__), "--run-case", name, "--iterations", str(args.iterations),
+               "--warmup", str(args.warmup), "--batch-size", str(args.batch_size)]
+        if threads or args.threads:
+            cmd += ["--threads", threads or args.threads]
+        text, rss = child(cmd)
+        results[case] = dict(json.loads(text.strip().splitlines()[-1]), rss=rss)
+        print(f"... {case} done", file=sys.stderr, flush=True)
+    rss_60k = None if args.no_rss_run else training_rss()
+
+    n = 2048
+    matmul_rate = 2 * n ** 3 / stats(results.pop("matmul")["wall"])["min"] / 1e9
+    fast, plain = iteration_flops(args.batch_size), iteration_flops(args.batch_size, fast=False)
+    upstream = iteration_flops(args.batch_size, fast=False, second_forward=True)
+    mean = lambda f: (f["D"] + f["G"]) / 2  # noqa: E731
+    flops = {c: mean(upstream if c == "upstream" else plain if c == "plain" else fast) for c in results}
+    report = dict(load_average_before=load_before, load_average_after=os.getloadavg(),
+                  matmul_gflops=matmul_rate, peak_rss_training_60k=rss_60k,
+                  flops_per_iteration={"default": mean(fast), "plain": mean(plain), "upstream": mean(upstream)},
+                  cases={})
+    up = stats(results["upstream"]["wall"])["median"] if "upstream" in results else None
+    for c, r in results.items():
+        w, cpu = stats(r["wall"]), stats(r["cpu"])
+        report["cases"][c] = dict(
+            s_per_iteration=w, cpu_s_per_iteration=cpu["median"], images_per_s=args.batch_size / w["median"],
+            gflops=flops[c] / w["median"] / 1e9, share_of_matmul=flops[c] / w["median"] / 1e9 / matmul_rate,
+            speedup_over_upstream=(up / w["median"]) if up else None, peak_rss=r["rss"])
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"batch {args.batch_size}, {args.iterations} timed iterations after {args.warmup} warm-up, "
+          f"alternating D and G; load average {load_before[0]:.2f} before, {report['load_average_after'][0]:.2f} after")
+    print(f"float32 matmul {n}x{n}: {matmul_rate:.0f} GFLOP/s (best of 20); FLOP per iteration: default "
+          f"{mean(fast) / 1e9:.1f} G, plain {mean(plain) / 1e9:.1f} G, upstream {mean(upstream) / 1e9:.1f} G "
+          f"(its second forward pass included)")
+    print("| case | s/iteration median (min-max) | CPU s/it | images/s | GFLOP/s | share of matmul "
+          "| speed-up over upstream | peak RSS |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for c, r in report["cases"].items():
+        w = r["s_per_iteration"]
+        speed = f"{r['speedup_over_upstream']:.2f}x" if r["speedup_over_upstream"] else "-"
+        print(f"| {c} | {w['median']:.4f} ({w['min']:.4f}-{w['max']:.4f}) | {r['cpu_s_per_iteration']:.4f} "
+              f"| {r['images_per_s']:.0f} | {r['gflops']:.0f} | {100 * r['share_of_matmul']:.0f}% | {speed} "
+              f"| {r['peak_rss'] / 2 ** 30:.2f} GB |")
+    if rss_60k:
+        print(f"peak RSS training on 60,000 Fashion-MNIST images (python -m dcgan_mnist.train, 20 iterations): "
+              f"{rss_60k / 2 ** 30:.2f} GB")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
