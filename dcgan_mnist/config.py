@@ -157,6 +157,13 @@ def add_arguments(parser, cls=Config):
     return parser
 
 
+def add_checkpoint_arguments(parser):
+    """--checkpoint-dir and --checkpoint, as generate, evaluate and export take them."""
+    parser.add_argument("--checkpoint-dir", default=Config.checkpoint_dir,
+                        help="the run's checkpoint folder; its latest checkpoint is used (default: %(default)s)")
+    parser.add_argument("--checkpoint", help="a particular checkpoint, e.g. checkpoints/ckpt-780")
+
+
 def from_args(args, cls=Config):
     return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
 

@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from dcgan_mnist import data
-from dcgan_mnist.config import Config, ConfigError, OneLineErrorParser
+from dcgan_mnist.config import Config, ConfigError, OneLineErrorParser, add_checkpoint_arguments
 from dcgan_mnist.data import DataError
 
 # Shared by every run on the same training data: the classifier is keyed by the data's
@@ -255,9 +255,7 @@ def table(rows, result):
 
 def main(argv=None):
     p = OneLineErrorParser(prog="python -m dcgan_mnist.evaluate", description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint-dir", default=Config.checkpoint_dir,
-                   help="the run's checkpoint folder; its latest checkpoint is used (default: %(default)s)")
-    p.add_argument("--checkpoint", help="a particular checkpoint, e.g. checkpoints/ckpt-780")
+    add_checkpoint_arguments(p)
     p.add_argument("--n-per-label", type=int, default=Config.eval_n_per_label,
                    help="generated images per label (default: %(default)s)")
     p.add_argument("--seed", type=int, default=SEED, help="seed of the classifier, the noise and the "

@@ -13,7 +13,7 @@ import tempfile
 
 import tensorflow as tf
 
-from dcgan_mnist.config import Config, OneLineErrorParser
+from dcgan_mnist.config import OneLineErrorParser, add_checkpoint_arguments
 from dcgan_mnist.model import DCGAN
 from dcgan_mnist.train import RunError, restore_model
 
@@ -60,9 +60,7 @@ def export(model, out):
 
 def main(argv=None):
     p = OneLineErrorParser(prog="python -m dcgan_mnist.export", description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint-dir", default=Config.checkpoint_dir,
-                   help="the run's checkpoint folder; its latest checkpoint is used (default: %(default)s)")
-    p.add_argument("--checkpoint", help="a particular checkpoint, e.g. checkpoints/ckpt-780")
+    add_checkpoint_arguments(p)
     p.add_argument("--out", required=True, help="folder to create for the SavedModel (must not exist or be empty)")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up messages")
     args = p.parse_args(argv)

@@ -11,7 +11,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from dcgan_mnist.config import Config, OneLineErrorParser
+from dcgan_mnist.config import OneLineErrorParser, add_checkpoint_arguments
 from dcgan_mnist.grid import save_visualization
 from dcgan_mnist.train import RunError, restore_model
 
@@ -49,9 +49,7 @@ def save_npz_atomic(path, **arrays):
 
 def main(argv=None):
     p = OneLineErrorParser(prog="python -m dcgan_mnist.generate", description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint-dir", default=Config.checkpoint_dir,
-                   help="the run's checkpoint folder; its latest checkpoint is used (default: %(default)s)")
-    p.add_argument("--checkpoint", help="a particular checkpoint, e.g. checkpoints/ckpt-780")
+    add_checkpoint_arguments(p)
     p.add_argument("--labels", default="0123456789", help="digits to draw, repeats allowed (default: %(default)s)")
     p.add_argument("--n-per-label", type=int, default=10, help="samples per requested label (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default: %(default)s)")

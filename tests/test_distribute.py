@@ -14,6 +14,8 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import write_idx
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DRIVER = os.path.join(ROOT, "tests", "train_driver.py")
 TIMEOUT = 300  # seconds for any one process; the runs take ~10-40 s on 2 busy cores
@@ -24,18 +26,12 @@ ATOL = 2e-5  # float32 summation order; measured differences ~1e-6 after 16 iter
              # batch norm used per-replica statistics instead of the global batch's
 
 
-def write_idx(array, path):
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    with open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny")
     rng = np.random.default_rng(0)
-    write_idx(rng.integers(0, 256, size=(64, 28, 28)), folder / "images")
-    write_idx(rng.integers(0, 10, size=64), folder / "labels")
+    write_idx(folder / "images", rng.integers(0, 256, size=(64, 28, 28)))
+    write_idx(folder / "labels", rng.integers(0, 10, size=64))
     return folder, ["--train-images", str(folder / "images"), "--train-labels", str(folder / "labels")] + TINY
 
 

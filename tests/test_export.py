@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import write_idx
 from dcgan_mnist import export, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,18 +26,12 @@ np.save(sys.argv[3], out["images"].numpy())
 """
 
 
-def write_idx(array, path):
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    with open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("run")
     rng = np.random.default_rng(2)
-    write_idx(rng.integers(0, 256, size=(64, 28, 28)), folder / "images")
-    write_idx(rng.integers(0, 10, size=64), folder / "labels")
+    write_idx(folder / "images", rng.integers(0, 256, size=(64, 28, 28)))
+    write_idx(folder / "labels", rng.integers(0, 10, size=64))
     assert train.main(TINY + ["--train-images", str(folder / "images"), "--train-labels", str(folder / "labels"),
                               "--checkpoint-dir", str(folder / "ckpt"), "--vis-dir", str(folder / "vis")]) == 0
     return folder
