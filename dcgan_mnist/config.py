@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 
+RUN_FILE = "run.json"  # a run's settings and data fingerprint, written beside its checkpoints
+
+
 class ConfigError(ValueError):
     """A flag or setting with a bad value; the message names the flag."""
 
@@ -162,6 +165,18 @@ def add_checkpoint_arguments(parser):
     parser.add_argument("--checkpoint-dir", default=Config.checkpoint_dir,
                         help="the run's checkpoint folder; its latest checkpoint is used (default: %(default)s)")
     parser.add_argument("--checkpoint", help="a particular checkpoint, e.g. checkpoints/ckpt-780")
+
+
+def check_sampling_arguments(parser, args, outputs):
+    """--n-per-label and --seed of generate/evaluate, and that each output's folder exists;
+    outputs: (flag, path) pairs, path None when not asked for."""
+    if args.n_per_label < 1:
+        parser.error(f"--n-per-label {args.n_per_label}: must be at least 1")
+    if args.seed < 0:
+        parser.error(f"--seed {args.seed}: must not be negative")
+    for flag, path in outputs:
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            parser.error(f"{flag} {path}: folder {os.path.dirname(path)} does not exist")
 
 
 def from_args(args, cls=Config):

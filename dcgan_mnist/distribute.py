@@ -19,9 +19,7 @@ import tempfile
 
 import tensorflow as tf
 
-from dcgan_mnist.config import ConfigError
-
-RUN_FILE = "run.json"  # train.RUN_FILE; a resumed multi-worker run takes its seed from it
+from dcgan_mnist.config import RUN_FILE, ConfigError
 
 
 def make_strategy(cfg):

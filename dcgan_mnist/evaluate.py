@@ -22,7 +22,8 @@ import time
 import numpy as np
 
 from dcgan_mnist import data
-from dcgan_mnist.config import Config, ConfigError, OneLineErrorParser, add_checkpoint_arguments
+from dcgan_mnist.config import (Config, ConfigError, OneLineErrorParser, add_checkpoint_arguments,
+                                check_sampling_arguments)
 from dcgan_mnist.data import DataError
 
 # Shared by every run on the same training data: the classifier is keyed by the data's
@@ -266,12 +267,7 @@ def main(argv=None):
     p.add_argument("--cache-dir", default=CACHE_DIR, help="where classifiers are cached (default: %(default)s)")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up messages")
     args = p.parse_args(argv)
-    if args.n_per_label < 1:
-        p.error(f"--n-per-label {args.n_per_label}: must be at least 1")
-    if args.seed < 0:
-        p.error(f"--seed {args.seed}: must not be negative")
-    if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
-        p.error(f"--out {args.out}: folder {os.path.dirname(args.out)} does not exist")
+    check_sampling_arguments(p, args, [("--out", args.out)])
     from dcgan_mnist.train import RunError, read_run, restore_model, write_json_atomic
 
     try:

@@ -4,14 +4,13 @@ Loads a trained generator from a checkpoint folder (its model settings and quirk
 the run's own record, run.json) and draws n_per_label samples for every requested label: a grid
 with one row per label (--out) and/or the images and labels as arrays (--npz).
 """
-import os
 import sys
-import tempfile
 
 import numpy as np
 import tensorflow as tf
 
-from dcgan_mnist.config import OneLineErrorParser, add_checkpoint_arguments
+from dcgan_mnist.config import OneLineErrorParser, add_checkpoint_arguments, check_sampling_arguments
+from dcgan_mnist.files import atomic_write
 from dcgan_mnist.grid import save_visualization
 from dcgan_mnist.train import RunError, restore_model
 
@@ -33,20 +32,6 @@ def generate(model, labels, n_per_label, seed):
     return pixels, y
 
 
-def save_npz_atomic(path, **arrays):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def main(argv=None):
     p = OneLineErrorParser(prog="python -m dcgan_mnist.generate", description=__doc__.splitlines()[0])
     add_checkpoint_arguments(p)
@@ -58,18 +43,12 @@ def main(argv=None):
     p.add_argument("--npz", help="write images (uint8 [N, 28, 28]) and labels (int [N]) to this .npz")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up messages")
     args = p.parse_args(argv)
-    if args.n_per_label < 1:
-        p.error(f"--n-per-label {args.n_per_label}: must be at least 1")
-    if args.seed < 0:
-        p.error(f"--seed {args.seed}: must not be negative")
+    out = args.out if args.out or args.npz else "generated.png"
+    check_sampling_arguments(p, args, [("--out", out), ("--npz", args.npz)])
     try:
         labels = parse_labels(args.labels)
     except ValueError as e:
         p.error(str(e))
-    out = args.out if args.out or args.npz else "generated.png"
-    for flag, path in (("--out", out), ("--npz", args.npz)):
-        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            p.error(f"{flag} {path}: folder {os.path.dirname(path)} does not exist")
     try:
         model, _, ckpt_path = restore_model(args.checkpoint_dir, args.checkpoint)
     except RunError as e:
@@ -82,7 +61,8 @@ def main(argv=None):
         save_visualization(images[..., None] / 255.0, (len(labels), args.n_per_label), out)
         print(f"wrote {out}: {len(labels)} rows ({args.labels}) x {args.n_per_label} from {ckpt_path}")
     if args.npz:
-        save_npz_atomic(args.npz, images=images, labels=y)
+        with atomic_write(args.npz) as f:
+            np.savez(f, images=images, labels=y)
         print(f"wrote {args.npz}: images {images.shape} uint8, labels {y.shape} from {ckpt_path}")
     return 0
 

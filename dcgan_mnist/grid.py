@@ -5,10 +5,11 @@ as an RGB image (upstream: 392 x 392 x 3 for 196 samples). Files are written to 
 name and renamed, so a crash never leaves a half-written grid in place of a good one.
 """
 import os
-import tempfile
 
 import numpy as np
 from PIL import Image
+
+from dcgan_mnist.files import atomic_write
 
 
 def make_grid(images, shape, upstream_quirks=False):
@@ -36,17 +37,8 @@ def make_grid(images, shape, upstream_quirks=False):
 def save_image_atomic(pixels_or_image, path, **save_kw):
     """Write a PIL image (or uint8 array) to path via a temporary file in the same folder."""
     image = pixels_or_image if isinstance(pixels_or_image, Image.Image) else Image.fromarray(pixels_or_image)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.splitext(path)[1])
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format=_format(path), **save_kw)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a grid is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path) as f:
+        image.save(f, format=_format(path), **save_kw)
 
 
 def _format(path):

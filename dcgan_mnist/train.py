@@ -10,7 +10,6 @@ import os
 import secrets
 import shlex
 import sys
-import tempfile
 import time
 
 import keras
@@ -19,27 +18,22 @@ import tensorflow as tf
 
 from dcgan_mnist import checkpoints, data, distribute
 from dcgan_mnist.checkpoints import RunError, TrainingStopped
-from dcgan_mnist.config import Config, ConfigError, OneLineErrorParser, add_arguments, from_args
+from dcgan_mnist.config import (RUN_FILE, Config, ConfigError, OneLineErrorParser, add_arguments, flag_name,
+                                from_args)
 from dcgan_mnist.data import DataError
 from dcgan_mnist.evaluate import TrainingHook
+from dcgan_mnist.files import atomic_write
 from dcgan_mnist.grid import save_progress_gif, save_visualization
 from dcgan_mnist.model import DCGAN
 from dcgan_mnist.monitor import Monitor
 from dcgan_mnist.step import make_train_steps
 
-RUN_FILE = "run.json"  # the run's settings and data fingerprint, beside its checkpoints
-
-
 # ---------------------------------------------------------------- the run's record
 
 def write_json_atomic(obj, path):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
+    with atomic_write(path, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=True)
         f.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def read_run(checkpoint_dir):
@@ -102,8 +96,7 @@ def print_iteration(it, updating, gen_loss, discrim_loss, p_real, p_gen):
 
 def prepare(cfg):
     """Check everything and load the data before anything is written. Returns
-    (cfg with its seed resolved, training images, training labels, fingerprint)."""
-    cfg.validate()
+    (cfg with its seed resolved, training images, training labels, fingerprint). cfg is validated."""
     # --force-new: the folder's run is moved aside once every check has passed (train()).
     saved, saved_fingerprint = (None, None) if cfg.force_new else read_run(cfg.checkpoint_dir)
     if saved is not None and cfg.seed is None:
@@ -111,7 +104,7 @@ def prepare(cfg):
     if saved is not None:
         differ = cfg.run_differences(saved)
         if differ:
-            what = ", ".join(f"--{n.replace('_', '-').lower()} {getattr(saved, n)} (now {getattr(cfg, n)})"
+            what = ", ".join(f"--{flag_name(n)} {getattr(saved, n)} (now {getattr(cfg, n)})"
                              for n in differ)
             raise RunError(f"{cfg.checkpoint_dir} holds a run with other settings: {what}; use another "
                            f"--checkpoint-dir, the same settings, or --force-new to move it aside")

@@ -32,6 +32,15 @@ def write_idx(path, array, gz=False):
     return path
 
 
+def write_random_pair(folder, seed):
+    """64 random images with random labels as IDX files folder/images, folder/labels; returns the
+    --train-images/--train-labels flags that train on them."""
+    rng = np.random.default_rng(seed)
+    write_idx(folder / "images", rng.integers(0, 256, size=(64, 28, 28)))
+    write_idx(folder / "labels", rng.integers(0, 10, size=64))
+    return ["--train-images", str(folder / "images"), "--train-labels", str(folder / "labels")]
+
+
 def random_digits(n, seed=0):
     """n random 28 x 28 uint8 images and labels covering 0..9."""
     rng = np.random.default_rng(seed)

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import write_idx
+from conftest import write_random_pair
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DRIVER = os.path.join(ROOT, "tests", "train_driver.py")
@@ -29,10 +29,7 @@ ATOL = 2e-5  # float32 summation order; measured differences ~1e-6 after 16 iter
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny")
-    rng = np.random.default_rng(0)
-    write_idx(folder / "images", rng.integers(0, 256, size=(64, 28, 28)))
-    write_idx(folder / "labels", rng.integers(0, 10, size=64))
-    return folder, ["--train-images", str(folder / "images"), "--train-labels", str(folder / "labels")] + TINY
+    return folder, write_random_pair(folder, seed=0) + TINY
 
 
 def start(weights, cpus, flags, env=None, out=None):

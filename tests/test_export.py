@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import write_idx
+from conftest import write_random_pair
 from dcgan_mnist import export, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,11 +29,8 @@ np.save(sys.argv[3], out["images"].numpy())
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("run")
-    rng = np.random.default_rng(2)
-    write_idx(folder / "images", rng.integers(0, 256, size=(64, 28, 28)))
-    write_idx(folder / "labels", rng.integers(0, 10, size=64))
-    assert train.main(TINY + ["--train-images", str(folder / "images"), "--train-labels", str(folder / "labels"),
-                              "--checkpoint-dir", str(folder / "ckpt"), "--vis-dir", str(folder / "vis")]) == 0
+    assert train.main(TINY + write_random_pair(folder, seed=2) +
+                      ["--checkpoint-dir", str(folder / "ckpt"), "--vis-dir", str(folder / "vis")]) == 0
     return folder
 
 
