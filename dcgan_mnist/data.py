@@ -254,16 +254,22 @@ def epoch_order(n, seed, epoch):
 
 def training_batches(images, labels, batch_size, seed, epoch, skip=0):
     """The epoch's batches after the first `skip`: (float32 images [B, 28, 28, 1] in [0, 1],
-    int32 labels [B]). Images stay uint8 until this pipeline scales them; only the trailing
-    partial batch is dropped (upstream's zip dropped a full one more when N % B == 0)."""
+    int32 labels [B]). images: uint8 [N, 28, 28], labels [N], numpy or tensors; train.py passes
+    tensors made once (as_tensors) so that every epoch reads the same single copy. Images stay
+    uint8 until this pipeline scales them; only the trailing partial batch is dropped (upstream's
+    zip dropped a full one more when N % B == 0)."""
     order = epoch_order(len(images), seed, epoch)
     order = order[skip * batch_size:(len(images) // batch_size) * batch_size]
     ds = tf.data.Dataset.from_tensor_slices(order.astype(np.int64)).batch(batch_size, drop_remainder=True)
-    images_t = tf.constant(images)
-    labels_t = tf.constant(labels.astype(np.int32))
+    images_t, labels_t = as_tensors(images, labels)
 
     def gather(idx):
         x = tf.cast(tf.gather(images_t, idx), tf.float32)[..., None] / 255.0
         return x, tf.gather(labels_t, idx)
 
     return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def as_tensors(images, labels):
+    """(uint8 images, int32 labels) as tensors; tensors already are pass through uncopied."""
+    return tf.convert_to_tensor(images, tf.uint8), tf.cast(tf.convert_to_tensor(labels), tf.int32)

@@ -18,18 +18,27 @@ upstream's names and shapes, so checkpoints are the same. What changes is how:
    one pass through each weight, and D's weight gradients in one matmul/conv each. Batchnorm
    still normalises each half over its own B images, as upstream's two separate calls did.
    G iterations keep two calls: stacked, they would back-propagate through D for the real half.
-3. Adam's update compiled with XLA (make_train_steps): one fused pass per weight.
-4. dtype=tf.bfloat16 (--precision bf16): convs and matmuls in bfloat16 with the float32
+3. Adam's update as one fused kernel per weight (fused_adam): TensorFlow's ApplyAdam, the kernel
+   behind upstream's tf.train.AdamOptimizer, instead of Keras's ten elementwise ops.
+4. Leaky ReLU as tf.nn.leaky_relu (lrelu below).
+5. dtype=tf.bfloat16 (--precision bf16): convs and matmuls in bfloat16 with the float32
    variables cast at use, so weights and Adam's state stay float32; batchnorm statistics,
    sigmoids and costs in float32.
+TensorFlow's oneDNN kernels are switched on in dcgan_mnist/__init__.py.
 Measurements and the FLOP count: README, section Speed; scripts/benchmark.py.
 """
 import tensorflow as tf
 
 from dcgan_mnist import distribute
-from dcgan_mnist.model import bce, global_moments, lrelu
+from dcgan_mnist.model import bce, global_moments
 
 PRECISIONS = {"float32": tf.float32, "bf16": tf.bfloat16}
+
+
+def lrelu(X):
+    """model.lrelu (upstream's 0.6 x + 0.4 |x|) as what it is, leaky ReLU with slope 0.2: equal
+    to float rounding, one kernel instead of four, and only X kept for the backward pass."""
+    return tf.nn.leaky_relu(X, 0.2)
 
 
 def batchnorm_groups(X, groups, eps=1e-8):
@@ -105,40 +114,75 @@ def discriminate_pair(m, image_real, image_gen, Y, stack, dtype=tf.float32):
 
 
 def build_model(m, Z, Y, image_real, dtype=tf.float32, stack=True):
-    """m.build_model(Z, Y, image_real): d_cost, g_cost, p_real, p_gen."""
+    """m.build_model(Z, Y, image_real): d_cost, g_cost, p_real, p_gen. image_real=None, for a G
+    iteration whose figures are not printed: G's update needs only D(generated), so D's pass
+    on the real batch (5.5 of the iteration's 30.1 GFLOP) is skipped; d_cost and p_real are NaN."""
     image_gen = tf.nn.sigmoid(generate(m, Z, Y, dtype))
-    raw_real, raw_gen = discriminate_pair(m, image_real, image_gen, Y, stack, dtype)
     q = m.upstream_quirks
+    if image_real is None:
+        raw_gen = discriminate(m, image_gen, Y, 1, dtype)
+        nan = tf.fill(tf.shape(raw_gen), float("nan"))
+        return tf.reduce_mean(nan), bce(raw_gen, tf.ones_like(raw_gen), q), nan, tf.nn.sigmoid(raw_gen)
+    raw_real, raw_gen = discriminate_pair(m, image_real, image_gen, Y, stack, dtype)
     d_cost = bce(raw_real, tf.ones_like(raw_real), q) + bce(raw_gen, tf.zeros_like(raw_gen), q)
     g_cost = bce(raw_gen, tf.ones_like(raw_gen), q)
     return d_cost, g_cost, tf.nn.sigmoid(raw_real), tf.nn.sigmoid(raw_gen)
 
 
+def fused_adam(optimizer, var_list, grads):
+    """optimizer.apply_gradients(zip(grads, var_list)) for train.py's Keras Adam (no clipping,
+    decay or amsgrad), with each weight's update in one kernel: TensorFlow's ApplyAdam, which
+    upstream's tf.train.AdamOptimizer ran. It computes Keras's formula (m += (g - m)(1 - b1),
+    v += (g^2 - v)(1 - b2), w -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)) in one pass
+    over the weight instead of about ten elementwise ops with full-size temporaries; measured
+    here it needs neither XLA's compiler (50 MB of resident code) nor their memory. The state
+    stays in the Keras optimizer (momentums, velocities, iterations), so checkpoints are unchanged."""
+    t = tf.cast(optimizer.iterations + 1, tf.float32)
+    b1, b2 = optimizer.beta_1, optimizer.beta_2
+    for var, grad in zip(var_list, grads):
+        i = optimizer._get_variable_index(var)
+        # After every gradient: until then the backward pass may still hold this weight's
+        # forward read, and updating a weight in use makes TensorFlow copy it (+100 MB peak).
+        with tf.control_dependencies(grads):
+            tf.raw_ops.ResourceApplyAdam(
+                var=var.handle, m=optimizer._momentums[i].handle, v=optimizer._velocities[i].handle,
+                beta1_power=tf.pow(b1, t), beta2_power=tf.pow(b2, t),
+                lr=tf.cast(optimizer.learning_rate, tf.float32), beta1=b1, beta2=b2,
+                epsilon=optimizer.epsilon, grad=grad)
+    optimizer.iterations.assign_add(1)
+
+
 def make_train_steps(model, d_optimizer, g_optimizer, noise_rng, precision="float32", strategy=None,
-                     forwards=None, jit_compile=False, xla_update=True):
-    """The compiled D and G iterations: (images [B, 28, 28, C], int labels [B]) -> d_cost, g_cost,
-    mean P(real), mean P(gen). Each draws the global batch's noise on device and applies one Adam
-    step; the printed figures come from the same forward pass (upstream ran a second one).
+                     forwards=None, jit_compile=False, fused_update=True):
+    """The compiled iterations (d_step, g_step, g_step_unprinted): (images [B, 28, 28, C], int
+    labels [B]) -> d_cost, g_cost, mean P(real), mean P(gen). Each draws the global batch's noise
+    on device and applies one Adam step; the printed figures come from the same forward pass
+    (upstream ran a second one). g_step_unprinted is g_step for an iteration the log skips
+    (--log-every): the same update from the same noise, without D's pass on the real batch, so
+    its d_cost and P(real) are NaN.
     strategy: a tf.distribute strategy (distribute.step_function splits the batch); None: one device.
-    forwards: the (D iteration, G iteration) functions (Z, Y, images) -> build_model's four
-    outputs; by default this module's build_model (model.build_model is the reference)."""
+    forwards: the (D iteration, G iteration[, unprinted G iteration]) functions (Z, Y, images) ->
+    build_model's four outputs; by default this module's build_model (model.build_model is the
+    reference). Without a third, unprinted G iterations run the second."""
     dtype = PRECISIONS[precision]
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     if forwards is None:
         forwards = (lambda Z, Y, images: build_model(model, Z, Y, images, dtype, stack=True),
-                    lambda Z, Y, images: build_model(model, Z, Y, images, dtype, stack=False))
+                    lambda Z, Y, images: build_model(model, Z, Y, images, dtype, stack=False),
+                    lambda Z, Y, images: build_model(model, Z, Y, None, dtype))
+    forwards = tuple(forwards) + tuple(forwards[1:2]) * (3 - len(forwards))
 
     def update(optimizer, var_list):
-        apply = lambda grads: optimizer.apply_gradients(zip(grads, var_list))  # noqa: E731
-        # Keras's Adam runs about ten elementwise kernels over each weight; XLA fuses them
-        # into one pass (as TF1's ApplyAdam kernel did), 6x less CPU time measured here. On
-        # several replicas Keras all-reduces the gradients inside apply_gradients, which XLA
-        # cannot compile, so the update stays unfused there.
-        return tf.function(apply, jit_compile=True) if xla_update and replicas == 1 else apply
+        # On several replicas Keras all-reduces the gradients inside apply_gradients; there the
+        # update stays Keras's own.
+        if fused_update and replicas == 1:
+            return lambda grads: fused_adam(optimizer, var_list, grads)
+        return lambda grads: optimizer.apply_gradients(zip(grads, var_list))
 
-    updates = (update(d_optimizer, model.discrim_vars), update(g_optimizer, model.gen_vars))
-    var_lists = (model.discrim_vars, model.gen_vars)
+    g_update = update(g_optimizer, model.gen_vars)
+    updates = (update(d_optimizer, model.discrim_vars), g_update, g_update)
+    var_lists = (model.discrim_vars, model.gen_vars, model.gen_vars)
 
     def noise(images):
         # Drawn for the global batch and sliced per replica (distribute.step_function), so Z is
@@ -150,12 +194,11 @@ def make_train_steps(model, d_optimizer, g_optimizer, noise_rng, precision="floa
         Y = tf.one_hot(labels, model.dim_y)
         with tf.GradientTape() as tape:
             d_cost, g_cost, p_real, p_gen = forward(Z, Y, images)
-            cost = (d_cost, g_cost)[cost_index]
+            cost = (d_cost, g_cost, g_cost)[cost_index]
             if replicas > 1:  # Keras sums the replicas' gradients: each gives its share of the mean
                 cost = cost / replicas
         updates[cost_index](tape.gradient(cost, var_list))
         return d_cost, g_cost, tf.reduce_mean(p_real), tf.reduce_mean(p_gen)
 
-    d_step = distribute.step_function(strategy, lambda x, y, z: train_step(x, y, z, 0), noise, jit_compile)
-    g_step = distribute.step_function(strategy, lambda x, y, z: train_step(x, y, z, 1), noise, jit_compile)
-    return d_step, g_step
+    return tuple(distribute.step_function(strategy, lambda x, y, z, i=i: train_step(x, y, z, i), noise, jit_compile)
+                 for i in range(3))

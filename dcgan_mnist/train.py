@@ -139,6 +139,9 @@ def train(cfg, argv=(), stop=None):
     if not chief:
         distribute.quiet_worker(strategy)
     cfg, trX, trY, fingerprint = prepare(cfg)
+    # One copy of the training set for the whole run: tensors that every epoch's pipeline reads
+    # (the numpy arrays go; upstream held float64 copies).
+    trX, trY = data.as_tensors(trX, trY)
     if cfg.force_new:
         aside = checkpoints.move_aside(cfg.checkpoint_dir)
         if aside:
@@ -173,7 +176,8 @@ def train(cfg, argv=(), stop=None):
     # The step's fast path (dcgan_mnist/step.py) computes model.build_model's function on one
     # device or several; the printed figures come from the same forward pass (upstream ran a
     # second one).
-    d_step, g_step = make_train_steps(model, d_optimizer, g_optimizer, noise_rng, cfg.precision, strategy)
+    d_step, g_step, g_step_unprinted = make_train_steps(model, d_optimizer, g_optimizer, noise_rng,
+                                                        cfg.precision, strategy)
     grid_Z, grid_Y = grid_inputs(cfg)
     sample = tf.function(model.samples_generator)
     side = int(round(cfg.visualize_dim ** 0.5))
@@ -202,9 +206,12 @@ def train(cfg, argv=(), stop=None):
             if iteration >= total:
                 break
             updating_d = iteration % cfg.k == 0
-            d_cost, g_cost, p_real, p_gen = (d_step if updating_d else g_step)(images, labels)
+            logged = iteration % cfg.log_every == 0
+            # An unprinted G iteration skips D's pass on the real batch, which only the log reads.
+            step = d_step if updating_d else g_step if logged else g_step_unprinted
+            d_cost, g_cost, p_real, p_gen = step(images, labels)
             monitor.iteration(iteration, "D" if updating_d else "G", d_cost, g_cost, p_real, p_gen)
-            if iteration % cfg.log_every == 0:
+            if logged:
                 # Read only where the log reads the values anyway: no host round-trip in between. A
                 # loss that turns non-finite in between is caught here or by save()'s weight check.
                 checkpoints.check_losses(iteration, {"gen loss": g_cost, "discrim loss": d_cost}, last_good)

@@ -1,18 +1,24 @@
 """Time the training step: `python scripts/benchmark.py [--iterations N] [--json]`.
 
 Measures, each case in its own process (so peak RSS is its own), after warm-up iterations:
-  default   the project's step (dcgan_mnist/step.py, float32), as train.py runs it
-  bf16      the same with --precision bf16
-  upstream  an upstream-style execution of the same network: a tf.compat.v1 graph with
-            placeholders, a feed_dict per run, numpy noise, and the second forward pass per
-            iteration that upstream's train.py makes to read the printed figures
-and, with --levers, the levers measured for README's Speed section (plain model.build_model
-step, whole-step XLA, unfused Adam, thread settings). Also a large float32 matmul (the machine's
-rate) and the peak RSS of a short training run on 60,000 images (Fashion-MNIST's training set).
+  default         the project's step (dcgan_mnist/step.py, float32), as train.py runs it with
+                  the default --log-every 1: the four printed figures read every iteration
+  bf16            the same with --precision bf16
+  upstream        an upstream-style execution of the same network: a tf.compat.v1 graph with
+                  placeholders, a feed_dict per run, numpy noise, and the second forward pass
+                  per iteration that upstream's train.py makes to read the printed figures;
+                  with the project's TensorFlow settings (oneDNN on)
+  upstream_stock  the same under TensorFlow's stock settings for this CPU (oneDNN off unless
+                  the CPU has AVX-512 VNNI/BF16 or AMX): upstream as its own users run it here
+and, with --levers, the levers measured for README's Speed section (thinned log, plain
+model.build_model step, whole-step XLA, Keras's unfused Adam, no stacked D, oneDNN off, thread
+settings). Also a large float32 matmul (the machine's rate) and the peak RSS of a 100-iteration
+training run on 60,000 images (Fashion-MNIST's training set), checkpoint included.
 
-Prints s/iteration (wall clock: median, min, max; and CPU seconds, steadier on a shared
-machine), images/s, GFLOP/s from the counted FLOPs (`--flops` prints the count), share of the
-matmul rate, speed-up over upstream, peak RSS. Iterations alternate D and G as in training.
+Prints s/iteration (wall clock: median, min, max; and CPU seconds), images/s, GFLOP/s from the
+counted FLOPs (`--flops` prints the count), share of the matmul rate, speed-up over upstream
+(and over upstream_stock), the longest wait for an input batch, peak RSS (10^9 bytes).
+Iterations alternate D and G as in training.
 """
 import argparse
 import copy
@@ -55,7 +61,7 @@ def layers(dim_z=100, dim_y=10, dim_W1=1024, dim_W2=128, dim_W3=64, C=1, fast=Tr
     return g, d
 
 
-def iteration_flops(batch=128, fast=True, second_forward=False, **dims):
+def iteration_flops(batch=128, fast=True, second_forward=False, printed=True, **dims):
     """FLOPs (2 per multiply-add) of one D and one G iteration, forward + backward.
     Forward: G once, D twice (real and generated; the printed d_cost needs both in G steps too).
     Backward of a layer = weight gradient (same work as its forward, when its weights train)
@@ -63,7 +69,8 @@ def iteration_flops(batch=128, fast=True, second_forward=False, **dims):
     D iteration: D's weight gradients on both calls, input gradients for D layers 2-4.
     G iteration: input gradients through all of D on the generated call, G's weight gradients,
     input gradients for G layers 2-4. second_forward: upstream's execution, whose G train op
-    needs no D(real) and which then runs the whole forward again for the printout."""
+    needs no D(real) and which then runs the whole forward again for the printout.
+    printed=False: a G iteration the log skips, which step.py runs without D(real)."""
     g, d = layers(fast=fast, **dims)
     G, D = sum(g.values()), sum(d.values())
     first_d, first_g = d["discrim_W1"], g["gen_W1"]
@@ -73,12 +80,15 @@ def iteration_flops(batch=128, fast=True, second_forward=False, **dims):
     if second_forward:
         d_iter += forward
         g_iter += forward - D
+    if not printed:
+        g_iter -= D
     return {"D": 2 * batch * d_iter, "G": 2 * batch * g_iter}
 
 
 def print_flops():
     for name, kw in (("plain (upstream's layers)", dict(fast=False)),
                      ("default (step.py)", dict(fast=True)),
+                     ("default, G iterations unprinted", dict(fast=True, printed=False)),
                      ("upstream incl. second forward", dict(fast=False, second_forward=True))):
         f = iteration_flops(**kw)
         print(f"{name:32s} D iteration {f['D'] / 1e9:6.2f} GFLOP, G iteration {f['G'] / 1e9:6.2f} GFLOP, "
@@ -121,6 +131,9 @@ def time_loop(run_iteration, warmup, iterations):
     return wall, cpu
 
 
+INPUT_WAIT = []  # seconds each iteration waited for its batch (project cases)
+
+
 def case_project(name, batch):
     """The project's step as train.py runs it: batches from data.training_batches, the four
     printed figures read back every iteration (--log-every 1)."""
@@ -138,21 +151,27 @@ def case_project(name, batch):
     noise_rng = tf.random.Generator.from_seed(0)
     kw = {}
     if name == "plain":
-        kw = dict(forwards=(model.build_model, model.build_model), xla_update=False)
+        kw = dict(forwards=(model.build_model, model.build_model), fused_update=False)
     elif name == "xla":
         kw = dict(jit_compile=True)
     elif name == "unfused_adam":
-        kw = dict(xla_update=False)
+        kw = dict(fused_update=False)
     elif name == "no_stack":
         kw = dict(forwards=[lambda Z, Y, x: step.build_model(model, Z, Y, x, stack=False)] * 2)
-    d_step, g_step = step.make_train_steps(model, *opts, noise_rng, cfg.precision, **kw)
+    d_step, g_step, g_step_unprinted = step.make_train_steps(model, *opts, noise_rng, cfg.precision, **kw)
+    thinned = name == "thinned"  # as with a large --log-every: nothing read, no D(real) in G iterations
+    if thinned:
+        g_step = g_step_unprinted
     trX, trY = training_data()
     batches = iter(data.training_batches(trX, trY, batch, 0, 0).repeat())
 
     def run_iteration(i):
+        t = time.perf_counter()
         images, labels = next(batches)
+        INPUT_WAIT.append(time.perf_counter() - t)  # > 0 only if the pipeline starves the step
         out = (d_step, g_step)[i % cfg.k != 0](images, labels)
-        [float(o) for o in out]  # what the log prints
+        if not thinned:
+            [float(o) for o in out]  # what the log prints
 
     return run_iteration
 
@@ -213,7 +232,15 @@ def case_matmul(n=2048, repeats=20):
     return wall, cpu
 
 
+# Cases that run another case under TensorFlow's stock settings for this CPU: without AVX-512
+# VNNI/BF16 or AMX, TensorFlow leaves its oneDNN kernels off unless TF_ENABLE_ONEDNN_OPTS=1,
+# which dcgan_mnist/__init__.py sets. upstream_stock is upstream's execution as a user of
+# upstream gets it here; upstream (same settings as the project) is the stricter comparison.
+STOCK = {"upstream_stock": "upstream", "onednn_off": "default"}
+
+
 def make_case(name, batch):
+    name = STOCK.get(name, name)
     return case_upstream(batch) if name == "upstream" else case_project(name, batch)
 
 
@@ -239,6 +266,8 @@ def interleaved(args):
 
 
 def run_case(args):
+    if args.run_case in STOCK:
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
     import dcgan_mnist  # noqa: F401  (silences TensorFlow's start-up noise)
     set_threads(args.threads)
     if args.run_case == "matmul":
@@ -246,7 +275,8 @@ def run_case(args):
     else:
         wall, cpu = time_loop(make_case(args.run_case, args.batch_size), args.warmup, args.iterations)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps(dict(wall=wall, cpu=cpu, rss=rss)))
+    wait = INPUT_WAIT[-len(wall):] if INPUT_WAIT else None
+    print(json.dumps(dict(wall=wall, cpu=cpu, rss=rss, input_wait=wait)))
 
 
 # ---------------------------------------------------------------- the parent
@@ -264,7 +294,10 @@ def child(argv):
     return text, usage.ru_maxrss * 1024
 
 
-def training_rss(iterations=20):
+RSS_ITERATIONS = 100
+
+
+def training_rss(iterations=RSS_ITERATIONS):
     """Peak RSS of `python -m dcgan_mnist.train` on Fashion-MNIST's 60,000 training images."""
     if not os.path.isdir(FASHION):
         return None
@@ -287,9 +320,10 @@ def main(argv=None):
     p.add_argument("--iterations", type=int, default=40, help="timed iterations per case (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=6, help="untimed iterations first (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--cases", default="default,bf16,upstream", help="comma-separated (default: %(default)s)")
+    p.add_argument("--cases", default="default,bf16,upstream,upstream_stock", help="comma-separated (default: %(default)s)")
     p.add_argument("--levers", action="store_true",
-                   help="also time plain, xla, unfused_adam, no_stack and default with threads 1,1 / 2,2")
+                   help="also time thinned, plain, xla, unfused_adam, no_stack, onednn_off and default with "
+                        "threads 1,1 / 2,2 / 2,1")
     p.add_argument("--threads", help="intra,inter op threads for every case, e.g. 2,1 (default: TF's)")
     p.add_argument("--no-rss-run", action="store_true", help="skip the 60,000-image training run")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -307,7 +341,8 @@ def main(argv=None):
 
     cases = args.cases.split(",")
     if args.levers:
-        cases += ["plain", "xla", "unfused_adam", "no_stack", "default@1,1", "default@2,2", "default@2,1"]
+        cases += ["thinned", "plain", "xla", "unfused_adam", "no_stack", "onednn_off",
+                  "default@1,1", "default@2,2", "default@2,1"]
     load_before = os.getloadavg()
     results = {}
     for case in ["matmul"] + cases:
@@ -326,18 +361,24 @@ def main(argv=None):
     fast, plain = iteration_flops(args.batch_size), iteration_flops(args.batch_size, fast=False)
     upstream = iteration_flops(args.batch_size, fast=False, second_forward=True)
     mean = lambda f: (f["D"] + f["G"]) / 2  # noqa: E731
-    flops = {c: mean(upstream if c == "upstream" else plain if c == "plain" else fast) for c in results}
+    thinned = iteration_flops(args.batch_size, printed=False)
+    flops = {c: mean(upstream if c.startswith("upstream") else plain if c == "plain" else
+                     thinned if c == "thinned" else fast) for c in results}
     report = dict(load_average_before=load_before, load_average_after=os.getloadavg(),
                   matmul_gflops=matmul_rate, peak_rss_training_60k=rss_60k,
                   flops_per_iteration={"default": mean(fast), "plain": mean(plain), "upstream": mean(upstream)},
                   cases={})
-    up = stats(results["upstream"]["wall"])["median"] if "upstream" in results else None
+    median = lambda c: stats(results[c]["wall"])["median"] if c in results else None  # noqa: E731
+    up, stock = median("upstream"), median("upstream_stock")
     for c, r in results.items():
         w, cpu = stats(r["wall"]), stats(r["cpu"])
         report["cases"][c] = dict(
             s_per_iteration=w, cpu_s_per_iteration=cpu["median"], images_per_s=args.batch_size / w["median"],
             gflops=flops[c] / w["median"] / 1e9, share_of_matmul=flops[c] / w["median"] / 1e9 / matmul_rate,
-            speedup_over_upstream=(up / w["median"]) if up else None, peak_rss=r["rss"])
+            speedup_over_upstream=(up / w["median"]) if up else None,
+            speedup_over_upstream_stock=(stock / w["median"]) if stock else None,
+            input_wait_ms=1e3 * stats(r["input_wait"])["max"] if r.get("input_wait") else None,
+            peak_rss=r["rss"])
     if args.json:
         print(json.dumps(report, indent=2))
         return
@@ -347,17 +388,19 @@ def main(argv=None):
           f"{mean(fast) / 1e9:.1f} G, plain {mean(plain) / 1e9:.1f} G, upstream {mean(upstream) / 1e9:.1f} G "
           f"(its second forward pass included)")
     print("| case | s/iteration median (min-max) | CPU s/it | images/s | GFLOP/s | share of matmul "
-          "| speed-up over upstream | peak RSS |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| speed-up over upstream (stock TF) | input wait, max | peak RSS |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    x = lambda v: f"{v:.2f}x" if v else "-"  # noqa: E731
     for c, r in report["cases"].items():
         w = r["s_per_iteration"]
-        speed = f"{r['speedup_over_upstream']:.2f}x" if r["speedup_over_upstream"] else "-"
+        wait = f"{r['input_wait_ms']:.2f} ms" if r["input_wait_ms"] is not None else "-"
         print(f"| {c} | {w['median']:.4f} ({w['min']:.4f}-{w['max']:.4f}) | {r['cpu_s_per_iteration']:.4f} "
-              f"| {r['images_per_s']:.0f} | {r['gflops']:.0f} | {100 * r['share_of_matmul']:.0f}% | {speed} "
-              f"| {r['peak_rss'] / 2 ** 30:.2f} GB |")
+              f"| {r['images_per_s']:.0f} | {r['gflops']:.0f} | {100 * r['share_of_matmul']:.0f}% "
+              f"| {x(r['speedup_over_upstream'])} ({x(r['speedup_over_upstream_stock'])}) | {wait} "
+              f"| {r['peak_rss'] / 1e9:.3f} GB |")
     if rss_60k:
-        print(f"peak RSS training on 60,000 Fashion-MNIST images (python -m dcgan_mnist.train, 20 iterations): "
-              f"{rss_60k / 2 ** 30:.2f} GB")
+        print(f"peak RSS training on 60,000 Fashion-MNIST images (python -m dcgan_mnist.train, "
+              f"{RSS_ITERATIONS} iterations and a checkpoint): {rss_60k / 1e9:.3f} GB (10^9 bytes)")
 
 
 if __name__ == "__main__":

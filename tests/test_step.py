@@ -81,13 +81,13 @@ def test_label_maps_equal_conv_over_broadcast_labels():
     np.testing.assert_allclose(step.label_maps(Y, Wt, 14, True, tf.float32), direct_t, atol=1e-5)
 
 
-def make_steps(model, seed, forwards=None, xla_update=True, precision="float32"):
+def make_steps(model, seed, forwards=None, fused_update=True, precision="float32"):
     optimizers = [keras.optimizers.Adam(2e-4, beta_1=0.5, beta_2=0.999, epsilon=1e-8) for _ in range(2)]
     optimizers[0].build(model.discrim_vars)
     optimizers[1].build(model.gen_vars)
     noise_rng = tf.random.Generator.from_seed(seed)
     return step.make_train_steps(model, *optimizers, noise_rng, precision, forwards=forwards,
-                                 xla_update=xla_update)
+                                 fused_update=fused_update)
 
 
 @pytest.mark.parametrize("upstream_quirks", [False, True])
@@ -98,23 +98,29 @@ def test_compiled_steps_equal_plain_steps(upstream_quirks):
     plain_model = DCGAN(**Config(upstream_quirks=upstream_quirks).model_kwargs(), seed=seed)
     labels = tf.constant(np.random.default_rng(seed).integers(0, 10, B), tf.int32)
     fast_steps = make_steps(fast_model, seed)
-    plain_steps = make_steps(plain_model, seed, (plain_model.build_model,) * 2, xla_update=False)
+    plain_steps = make_steps(plain_model, seed, (plain_model.build_model,) * 2, fused_update=False)
     for i in range(2):
         fast_out = fast_steps[i](images, labels)
         plain_out = plain_steps[i](images, labels)
         for name, f, p in zip(["d_cost", "g_cost", "P(real)", "P(gen)"], fast_out, plain_out):
             assert_close(f, p, f"iteration {i} {name}", seed, 1e-4)
+    lr = 2e-4
     for f, p in zip(fast_model.trainable_variables, plain_model.trainable_variables):
-        # Adam's first step moves each weight by about lr * sign(gradient) = 2e-4, so a gradient
-        # element within rounding of 0 may step either way: bound the mean, and the max by 2 lr.
+        # Adam's first step divides each gradient element by its own magnitude (moving the
+        # weight by about lr * sign), so an element within float32 rounding of 0 may step
+        # anywhere in +-lr. In --upstream-quirks mode D's output batchnorm shrinks G's gradients
+        # to near Adam's epsilon, and up to ~0.8% of G's weights (measured over seeds) step
+        # differently. A wrong gradient would move far more: bound the share, the mean and the max.
         diff = np.abs(f.numpy() - p.numpy())
-        assert diff.mean() < 2e-4 * 1e-3, f"{f.name}: mean difference {diff.mean():.3g}, seed {seed}"
-        assert diff.max() <= 2 * 2e-4 + 1e-6, f"{f.name}: max difference {diff.max():.3g}, seed {seed}"
+        moved = np.mean(diff > lr / 10)
+        assert moved < 0.02, f"{f.name}: {100 * moved:.2f}% of weights moved differently, seed {seed}"
+        assert diff.mean() < lr * 1e-2, f"{f.name}: mean difference {diff.mean():.3g}, seed {seed}"
+        assert diff.max() <= 2 * lr + 1e-6, f"{f.name}: max difference {diff.max():.3g}, seed {seed}"
 
 
 def test_bf16_trains_without_nan():
     seed, model, _, _, _ = random_case(False)
-    d_step, g_step = make_steps(model, seed, precision="bf16")
+    d_step, g_step, _ = make_steps(model, seed, precision="bf16")
     rng = np.random.default_rng(seed)
     start = [v.numpy() for v in model.trainable_variables]
     for i in range(4):
@@ -126,3 +132,31 @@ def test_bf16_trains_without_nan():
     for v, s in zip(model.trainable_variables, start):
         assert v.dtype == tf.float32  # the weights stay float32
         assert np.all(np.isfinite(v.numpy())) and not np.array_equal(v.numpy(), s), v.name
+
+
+def test_fused_adam_equals_keras_adam():
+    """step.fused_adam (TensorFlow's ApplyAdam kernel) follows Keras's Adam over several steps:
+    weights, both moments and the step count, on fresh random weights and gradients."""
+    seed = secrets.randbits(31)
+    rng = np.random.default_rng(seed)
+    shapes = [(5, 5, 3, 4), (37, 11), (1,)]
+    start = [rng.normal(0, 0.02, s).astype(np.float32) for s in shapes]
+    fused = [tf.Variable(w) for w in start]
+    plain = [tf.Variable(w) for w in start]
+    optimizers = [keras.optimizers.Adam(2e-4, beta_1=0.5, beta_2=0.999, epsilon=1e-8) for _ in range(2)]
+    optimizers[0].build(fused)
+    optimizers[1].build(plain)
+    fused_step = tf.function(lambda grads: step.fused_adam(optimizers[0], fused, grads))
+    for _ in range(6):
+        grads = [tf.constant(rng.normal(0, 1, s), tf.float32) for s in shapes]
+        fused_step(grads)
+        optimizers[1].apply_gradients(zip(grads, plain))
+    assert int(optimizers[0].iterations) == int(optimizers[1].iterations) == 6
+    # rtol 1e-4: ApplyAdam forms 1 - beta2 in float32 (0.00100005, as TF1 and upstream did),
+    # Keras in Python floats (0.001), a 5e-5 relative difference in the velocity's step.
+    for a, b in zip(optimizers[0].variables, optimizers[1].variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-9, err_msg=f"{a.name}, seed {seed}")
+    for a, b, w in zip(fused, plain, start):
+        assert not np.array_equal(a.numpy(), w)
+        # atol: a weight near 0 after the steps; 1e-4 of one step (lr 2e-4).
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=2e-8, err_msg=f"seed {seed}")

@@ -102,6 +102,52 @@ def test_log_every_thins_the_log(tmp_path, tiny_idx, capsys):
     assert re.findall(r"iteration: (\d+)", capsys.readouterr().out) == ["0", "3", "6"]
 
 
+def test_thinned_log_trains_the_same_weights(tmp_path, tiny_idx):
+    """Unprinted G iterations skip D's pass on the real batch (step.py): the weights, Adam's
+    state and the noise stream must come out as when every iteration is printed."""
+    every = tmp_path / "every"
+    thinned = tmp_path / "thinned"
+    train(small_cfg(every, tiny_idx, max_iterations=8, log_every=1))
+    train(small_cfg(thinned, tiny_idx, max_iterations=8, log_every=5))  # 6 of 8 unprinted, 3 of them G
+    a, b = checkpoint_values(every / "ckpt"), checkpoint_values(thinned / "ckpt")
+    assert a.keys() == b.keys() and len(a) > 10
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], rtol=1e-6, atol=1e-9, err_msg=name)
+
+
+def test_step_outputs_are_read_only_where_the_log_prints(tmp_path, tiny_idx, monkeypatch):
+    """--log-every 5: the step's four figures come back to the host (numpy/float) only at
+    printed iterations, plus once at each epoch's end (train.py waits for the last step before
+    reading the clock); nothing in between, so a thinned log leaves the step unsynchronised."""
+    from tensorflow.python.framework import ops
+    from dcgan_mnist import train as train_module
+    outputs, reads = {}, []  # id(tensor) -> (iteration, tensor), kept alive so ids stay unique
+    made = train_module.make_train_steps
+
+    def counted(*args, **kwargs):
+        def wrap(step):
+            def call(*a):
+                out = step(*a)
+                n = len(outputs) // 4
+                outputs.update({id(t): (n, t) for t in out})
+                return out
+            return call
+        return tuple(wrap(s) for s in made(*args, **kwargs))
+
+    original = ops._EagerTensorBase._numpy
+
+    def numpy(self):
+        if id(self) in outputs:
+            reads.append(outputs[id(self)][0])
+        return original(self)
+
+    monkeypatch.setattr(train_module, "make_train_steps", counted)
+    monkeypatch.setattr(ops._EagerTensorBase, "_numpy", numpy)
+    train(small_cfg(tmp_path, tiny_idx, max_iterations=16, log_every=5))  # 8 iterations per epoch
+    assert len(outputs) == 16 * 4
+    assert sorted(set(reads)) == [0, 5, 7, 10, 15]  # printed 0, 5, 10, 15; epochs end after 7 and 15
+
+
 def test_bad_flag_and_bad_data_exit_2_with_one_line(tmp_path, tiny_idx):
     r = run_cli("train", "--k", "0", cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.strip() == "error: --k 0: must be at least 1"
