@@ -15,7 +15,7 @@ model.build_model step, whole-step XLA, Keras's unfused Adam, no stacked D, oneD
 settings). Also a large float32 matmul (the machine's rate) and the peak RSS of a 100-iteration
 training run on 60,000 images (Fashion-MNIST's training set), checkpoint included.
 
-Prints s/iteration (wall clock: median, min, max; and CPU seconds), images/s, GFLOP/s from the
+Prints s/iteration (wall clock over D-and-G pairs: median, min, max; and CPU seconds), images/s, GFLOP/s from the
 counted FLOPs (`--flops` prints the count), share of the matmul rate, speed-up over upstream
 (and over upstream_stock), the longest wait for an input batch, peak RSS (10^9 bytes).
 Iterations alternate D and G as in training.
@@ -258,8 +258,10 @@ def interleaved(args):
     for r in range(args.interleave):
         for c, run in runs.items():
             wall[c] += time_loop(run, 0, 4)[0]
+    wall = {c: pairs(w) for c, w in wall.items()}
     base = np.median(wall["upstream"]) if "upstream" in wall else None
-    print(f"{args.interleave} turns of 4 iterations per case; load average {os.getloadavg()[0]:.2f}")
+    print(f"{args.interleave} turns of 4 iterations per case; load average {os.getloadavg()[0]:.2f}; "
+          f"s/iteration over each D-and-G pair")
     for c, w in wall.items():
         up = f", {base / np.median(w):.2f}x upstream" if base else ""
         print(f"{c}: median {np.median(w):.4f} s/iteration (min {min(w):.4f}){up}")
@@ -310,6 +312,13 @@ def training_rss(iterations=RSS_ITERATIONS):
     return rss
 
 
+def pairs(xs):
+    """Seconds per iteration of each D-and-G pair: iterations alternate a D and a cheaper G
+    iteration, so a median over single iterations falls between the two clusters and hides
+    a change to either; the pairs' mean is what an epoch takes."""
+    return [(a + b) / 2 for a, b in zip(xs[0::2], xs[1::2])]
+
+
 def stats(xs):
     xs = sorted(xs)
     return dict(median=xs[len(xs) // 2], min=xs[0], max=xs[-1])
@@ -332,6 +341,8 @@ def main(argv=None):
                    help="run --cases in one process, taking turns of 4 iterations (fair ratios on a busy machine)")
     p.add_argument("--run-case", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.warmup % 2 or args.iterations % 2:
+        p.error("--warmup and --iterations must be even: iterations alternate D and G, timed in pairs")
     if args.flops:
         return print_flops()
     if args.run_case:
@@ -368,10 +379,10 @@ def main(argv=None):
                   matmul_gflops=matmul_rate, peak_rss_training_60k=rss_60k,
                   flops_per_iteration={"default": mean(fast), "plain": mean(plain), "upstream": mean(upstream)},
                   cases={})
-    median = lambda c: stats(results[c]["wall"])["median"] if c in results else None  # noqa: E731
+    median = lambda c: stats(pairs(results[c]["wall"]))["median"] if c in results else None  # noqa: E731
     up, stock = median("upstream"), median("upstream_stock")
     for c, r in results.items():
-        w, cpu = stats(r["wall"]), stats(r["cpu"])
+        w, cpu = stats(pairs(r["wall"])), stats(pairs(r["cpu"]))
         report["cases"][c] = dict(
             s_per_iteration=w, cpu_s_per_iteration=cpu["median"], images_per_s=args.batch_size / w["median"],
             gflops=flops[c] / w["median"] / 1e9, share_of_matmul=flops[c] / w["median"] / 1e9 / matmul_rate,
