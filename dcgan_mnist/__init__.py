@@ -5,7 +5,7 @@ import sys
 
 # TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX-512 VNNI/BF16 or AMX;
 # elsewhere (AVX2 only, as on the 2-core machines this was measured on) convs run on Eigen's
-# generic kernels, 1.4x slower per training iteration (README, Speed). Set before TensorFlow
+# generic kernels, 1.3 to 1.5x slower per training iteration (README, Speed). Set before TensorFlow
 # loads; TF_ENABLE_ONEDNN_OPTS=0 in the environment still turns them off.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
