@@ -129,6 +129,9 @@ def build_model(m, Z, Y, image_real, dtype=tf.float32, stack=True):
     return d_cost, g_cost, tf.nn.sigmoid(raw_real), tf.nn.sigmoid(raw_gen)
 
 
+FUSED_ADAM_NEEDS = ("_momentums", "_velocities", "_get_variable_index")  # a built Keras 3 Adam's
+
+
 def fused_adam(optimizer, var_list, grads):
     """optimizer.apply_gradients(zip(grads, var_list)) for train.py's Keras Adam (no clipping,
     decay or amsgrad), with each weight's update in one kernel: TensorFlow's ApplyAdam, which
@@ -174,9 +177,10 @@ def make_train_steps(model, d_optimizer, g_optimizer, noise_rng, precision="floa
     forwards = tuple(forwards) + tuple(forwards[1:2]) * (3 - len(forwards))
 
     def update(optimizer, var_list):
-        # On several replicas Keras all-reduces the gradients inside apply_gradients; there the
+        # On several replicas Keras all-reduces the gradients inside apply_gradients; there, and
+        # with a Keras whose Adam keeps its slots elsewhere (fused_adam reads Keras 3's), the
         # update stays Keras's own.
-        if fused_update and replicas == 1:
+        if fused_update and replicas == 1 and all(hasattr(optimizer, a) for a in FUSED_ADAM_NEEDS):
             return lambda grads: fused_adam(optimizer, var_list, grads)
         return lambda grads: optimizer.apply_gradients(zip(grads, var_list))
 

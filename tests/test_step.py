@@ -146,6 +146,7 @@ def test_fused_adam_equals_keras_adam():
     optimizers = [keras.optimizers.Adam(2e-4, beta_1=0.5, beta_2=0.999, epsilon=1e-8) for _ in range(2)]
     optimizers[0].build(fused)
     optimizers[1].build(plain)
+    assert all(hasattr(optimizers[0], a) for a in step.FUSED_ADAM_NEEDS), "this Keras: no fused update"
     fused_step = tf.function(lambda grads: step.fused_adam(optimizers[0], fused, grads))
     for _ in range(6):
         grads = [tf.constant(rng.normal(0, 1, s), tf.float32) for s in shapes]
