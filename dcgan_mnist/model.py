@@ -15,20 +15,19 @@ import tensorflow as tf
 def batchnormalize(X, eps=1e-8):
     # Upstream: batch mean and biased variance over every axis but the channels, no learned
     # scale or offset and no moving averages, so sampling uses batch statistics too.
-    axes = list(range(len(X.shape) - 1))
-    replica = tf.distribute.get_replica_context()
-    if replica is not None and replica.num_replicas_in_sync > 1:
-        mean, var = global_moments(X, axes, replica)
-    else:
-        mean, var = tf.nn.moments(X, axes)
+    mean, var = global_moments(X, list(range(len(X.shape) - 1)))
     return (X - mean) / tf.sqrt(var + eps)
 
 
-def global_moments(X, axes, replica, keepdims=False):
-    """tf.nn.moments of the global batch when each replica holds a slice of it: the slices' sums
-    are all-reduced, so every replica normalises as one device would with the whole batch. Two
-    passes as tf.nn.moments does (the mean, then squared deviations from it), not E[x^2] - mean^2,
-    which loses precision. all_reduce is differentiable: its gradient is the all-reduced gradient."""
+def global_moments(X, axes, keepdims=False):
+    """tf.nn.moments of the global batch: on one replica X's own; when each of several replicas
+    holds a slice of the batch, the slices' sums are all-reduced, so every replica normalises as
+    one device would with the whole batch. Two passes as tf.nn.moments does (the mean, then
+    squared deviations from it), not E[x^2] - mean^2, which loses precision. all_reduce is
+    differentiable: its gradient is the all-reduced gradient."""
+    replica = tf.distribute.get_replica_context()
+    if replica is None or replica.num_replicas_in_sync == 1:
+        return tf.nn.moments(X, axes, keepdims=keepdims)
     SUM = tf.distribute.ReduceOp.SUM
     count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(X), axes)), X.dtype)
     total, count = replica.all_reduce(SUM, [tf.reduce_sum(X, axes, keepdims=True), count])

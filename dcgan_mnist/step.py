@@ -27,6 +27,7 @@ upstream's names and shapes, so checkpoints are the same. What changes is how:
 TensorFlow's oneDNN kernels are switched on in dcgan_mnist/__init__.py.
 Measurements and the FLOP count: README, section Speed; scripts/benchmark.py.
 """
+import keras
 import tensorflow as tf
 
 from dcgan_mnist import distribute
@@ -46,12 +47,7 @@ def batchnorm_groups(X, groups, eps=1e-8):
     on several replicas, with each slice's moments over the global batch (as model.py's)."""
     shape = tf.shape(X)
     Xg = tf.reshape(tf.cast(X, tf.float32), tf.concat([[groups, -1], shape[1:]], 0))
-    axes = list(range(1, len(X.shape)))
-    replica = tf.distribute.get_replica_context()
-    if replica is not None and replica.num_replicas_in_sync > 1:
-        mean, var = global_moments(Xg, axes, replica, keepdims=True)
-    else:
-        mean, var = tf.nn.moments(Xg, axes, keepdims=True)
+    mean, var = global_moments(Xg, list(range(1, len(X.shape))), keepdims=True)
     return tf.cast(tf.reshape((Xg - mean) / tf.sqrt(var + eps), shape), X.dtype)
 
 
@@ -129,6 +125,18 @@ def build_model(m, Z, Y, image_real, dtype=tf.float32, stack=True):
     return d_cost, g_cost, tf.nn.sigmoid(raw_real), tf.nn.sigmoid(raw_gen)
 
 
+def adam_optimizers(learning_rate, beta1, *var_lists):
+    """One Keras Adam per variable list, built (its slots exist before a restore fills them),
+    with TF1's AdamOptimizer defaults as upstream used them: beta2 0.999, epsilon 1e-8 (Keras:
+    1e-7). train.py makes D's and G's; fused_adam runs their update."""
+    optimizers = []
+    for var_list in var_lists:
+        optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta1, beta_2=0.999, epsilon=1e-8)
+        optimizer.build(var_list)
+        optimizers.append(optimizer)
+    return optimizers
+
+
 FUSED_ADAM_NEEDS = ("_momentums", "_velocities", "_get_variable_index")  # a built Keras 3 Adam's
 
 
@@ -142,15 +150,16 @@ def fused_adam(optimizer, var_list, grads):
     the Keras optimizer (momentums, velocities, iterations), so checkpoints are unchanged."""
     t = tf.cast(optimizer.iterations + 1, tf.float32)
     b1, b2 = optimizer.beta_1, optimizer.beta_2
-    for var, grad in zip(var_list, grads):
-        i = optimizer._get_variable_index(var)
-        # After every gradient: until then the backward pass may still hold this weight's
-        # forward read, and updating a weight in use makes TensorFlow copy it (+100 MB peak).
-        with tf.control_dependencies(grads):
+    b1_power, b2_power = tf.pow(b1, t), tf.pow(b2, t)
+    lr = tf.cast(optimizer.learning_rate, tf.float32)
+    # After every gradient: until then the backward pass may still hold a weight's forward read,
+    # and updating a weight in use makes TensorFlow copy it (+100 MB peak).
+    with tf.control_dependencies(grads):
+        for var, grad in zip(var_list, grads):
+            i = optimizer._get_variable_index(var)
             tf.raw_ops.ResourceApplyAdam(
                 var=var.handle, m=optimizer._momentums[i].handle, v=optimizer._velocities[i].handle,
-                beta1_power=tf.pow(b1, t), beta2_power=tf.pow(b2, t),
-                lr=tf.cast(optimizer.learning_rate, tf.float32), beta1=b1, beta2=b2,
+                beta1_power=b1_power, beta2_power=b2_power, lr=lr, beta1=b1, beta2=b2,
                 epsilon=optimizer.epsilon, grad=grad)
     optimizer.iterations.assign_add(1)
 
@@ -174,7 +183,8 @@ def make_train_steps(model, d_optimizer, g_optimizer, noise_rng, precision="floa
         forwards = (lambda Z, Y, images: build_model(model, Z, Y, images, dtype, stack=True),
                     lambda Z, Y, images: build_model(model, Z, Y, images, dtype, stack=False),
                     lambda Z, Y, images: build_model(model, Z, Y, None, dtype))
-    forwards = tuple(forwards) + tuple(forwards[1:2]) * (3 - len(forwards))
+    if len(forwards) == 2:  # no cheaper unprinted G iteration given: run the printed one
+        forwards = (*forwards, forwards[1])
 
     def update(optimizer, var_list):
         # On several replicas Keras all-reduces the gradients inside apply_gradients; there, and

@@ -12,7 +12,6 @@ import shlex
 import sys
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -26,7 +25,7 @@ from dcgan_mnist.files import atomic_write
 from dcgan_mnist.grid import save_progress_gif, save_visualization
 from dcgan_mnist.model import DCGAN
 from dcgan_mnist.monitor import Monitor
-from dcgan_mnist.step import make_train_steps
+from dcgan_mnist.step import adam_optimizers, make_train_steps
 
 # ---------------------------------------------------------------- the run's record
 
@@ -153,11 +152,7 @@ def train(cfg, argv=(), stop=None):
 
     with strategy.scope():  # weights and Adam slots mirrored on every replica
         model = DCGAN(**cfg.model_kwargs(), seed=cfg.seed)
-        # TF1's AdamOptimizer defaults, as upstream used: beta2 0.999, epsilon 1e-8 (Keras: 1e-7).
-        d_optimizer = keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta1, beta_2=0.999, epsilon=1e-8)
-        g_optimizer = keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta1, beta_2=0.999, epsilon=1e-8)
-        d_optimizer.build(model.discrim_vars)  # slots exist before a restore fills them
-        g_optimizer.build(model.gen_vars)
+        d_optimizer, g_optimizer = adam_optimizers(cfg.learning_rate, cfg.beta1, model.discrim_vars, model.gen_vars)
     noise_rng = tf.random.Generator.from_seed(cfg.seed).split(1)[0]  # outside the scope: one global Z
     # Sample quality during training, on the chief; made before anything is written (it checks the
     # held-out set).

@@ -137,17 +137,13 @@ INPUT_WAIT = []  # seconds each iteration waited for its batch (project cases)
 def case_project(name, batch):
     """The project's step as train.py runs it: batches from data.training_batches, the four
     printed figures read back every iteration (--log-every 1)."""
-    import keras
     import tensorflow as tf
     from dcgan_mnist import data, step
     from dcgan_mnist.config import Config
     from dcgan_mnist.model import DCGAN
     cfg = Config(batch_size=batch, precision="bf16" if name == "bf16" else "float32")
     model = DCGAN(**cfg.model_kwargs(), seed=0)
-    opts = [keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta1, beta_2=0.999, epsilon=1e-8)
-            for _ in range(2)]
-    opts[0].build(model.discrim_vars)
-    opts[1].build(model.gen_vars)
+    opts = step.adam_optimizers(cfg.learning_rate, cfg.beta1, model.discrim_vars, model.gen_vars)
     noise_rng = tf.random.Generator.from_seed(0)
     kw = {}
     if name == "plain":

@@ -2,7 +2,6 @@
 import copy
 import secrets
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -82,9 +81,7 @@ def test_label_maps_equal_conv_over_broadcast_labels():
 
 
 def make_steps(model, seed, forwards=None, fused_update=True, precision="float32"):
-    optimizers = [keras.optimizers.Adam(2e-4, beta_1=0.5, beta_2=0.999, epsilon=1e-8) for _ in range(2)]
-    optimizers[0].build(model.discrim_vars)
-    optimizers[1].build(model.gen_vars)
+    optimizers = step.adam_optimizers(2e-4, 0.5, model.discrim_vars, model.gen_vars)
     noise_rng = tf.random.Generator.from_seed(seed)
     return step.make_train_steps(model, *optimizers, noise_rng, precision, forwards=forwards,
                                  fused_update=fused_update)
@@ -143,9 +140,7 @@ def test_fused_adam_equals_keras_adam():
     start = [rng.normal(0, 0.02, s).astype(np.float32) for s in shapes]
     fused = [tf.Variable(w) for w in start]
     plain = [tf.Variable(w) for w in start]
-    optimizers = [keras.optimizers.Adam(2e-4, beta_1=0.5, beta_2=0.999, epsilon=1e-8) for _ in range(2)]
-    optimizers[0].build(fused)
-    optimizers[1].build(plain)
+    optimizers = step.adam_optimizers(2e-4, 0.5, fused, plain)
     assert all(hasattr(optimizers[0], a) for a in step.FUSED_ADAM_NEEDS), "this Keras: no fused update"
     fused_step = tf.function(lambda grads: step.fused_adam(optimizers[0], fused, grads))
     for _ in range(6):
