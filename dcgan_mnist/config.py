@@ -13,8 +13,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Optional
 
-
 RUN_FILE = "run.json"  # a run's settings and data fingerprint, written beside its checkpoints
+WEIGHTS = ("average", "trained")  # what generate, evaluate and export draw from (--weights)
 
 
 class ConfigError(ValueError):
@@ -73,6 +73,10 @@ class Config:
     progress: bool = _f(False, "a progress bar per epoch (ETA, it/s, latest losses) instead of the six-line log")
     gif: bool = _f(False, "only build VIS_DIR/progress.gif from the grids already there, then exit "
                           "(every run also builds it at its end)")
+    ema_decay: float = _f(0.999, "decay of the averaged generator (tf.train.ExponentialMovingAverage of "
+                                 "gen_W1..gen_W4, updated after every G iteration, decay capped by (1 + t) / "
+                                 "(10 + t) after t G updates); generate, evaluate and export draw from it; 0: none",
+                          run=True)
     # Sample quality during training (dcgan_mnist/evaluate.py); figures go to CHECKPOINT_DIR/metrics.jsonl.
     eval_every_epoch: bool = _f(False, "measure sample quality at the end of every epoch")
     eval_every: Optional[int] = _f(None, "measure sample quality every N iterations")
@@ -110,6 +114,8 @@ class Config:
             bad("max_iterations", "must not be negative")
         if self.eval_every is not None and self.eval_every < 1:
             bad("eval_every", "must be at least 1")
+        if not 0 <= self.ema_decay < 1:
+            bad("ema_decay", "must be in [0, 1) (0: no averaged generator)")
         if self.valid_size < 0:
             bad("valid_size", "must not be negative")
         if math.isqrt(self.visualize_dim) ** 2 != self.visualize_dim:
@@ -161,10 +167,13 @@ def add_arguments(parser, cls=Config):
 
 
 def add_checkpoint_arguments(parser):
-    """--checkpoint-dir and --checkpoint, as generate, evaluate and export take them."""
+    """--checkpoint-dir, --checkpoint and --weights, as generate, evaluate and export take them."""
     parser.add_argument("--checkpoint-dir", default=Config.checkpoint_dir,
                         help="the run's checkpoint folder; its latest checkpoint is used (default: %(default)s)")
     parser.add_argument("--checkpoint", help="a particular checkpoint, e.g. checkpoints/ckpt-780")
+    parser.add_argument("--weights", choices=WEIGHTS,
+                        help="draw from the averaged generator (--ema-decay) or the trained weights "
+                             "(default: the average when the run has one)")
 
 
 def check_sampling_arguments(parser, args, outputs):

@@ -11,6 +11,7 @@ import os
 import zlib
 from typing import NamedTuple, Optional
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -173,8 +174,6 @@ def _content_matches(path, sha256):
 def _fetch(fname, origin, cache_subdir, sha256):
     """keras.utils.get_file into a .part name, renamed only once its content checks out, so an
     interrupted or damaged download never poisons the cache."""
-    import keras
-
     final = os.path.join(_keras_home(), cache_subdir, fname)
     if os.path.isfile(final) and _content_matches(final, sha256):
         return final

@@ -19,12 +19,23 @@ import os
 import sys
 import time
 
+import keras
 import numpy as np
+import tensorflow as tf
+from keras import layers
 
-from dcgan_mnist import data
-from dcgan_mnist.config import (Config, ConfigError, OneLineErrorParser, add_checkpoint_arguments,
-                                check_sampling_arguments)
+from dcgan_mnist import data, rundir
+from dcgan_mnist.config import (
+    Config,
+    ConfigError,
+    OneLineErrorParser,
+    add_checkpoint_arguments,
+    check_sampling_arguments,
+)
 from dcgan_mnist.data import DataError
+from dcgan_mnist.files import write_json_atomic
+from dcgan_mnist.generate import generate
+from dcgan_mnist.rundir import RunError
 
 # Shared by every run on the same training data: the classifier is keyed by the data's
 # fingerprint (data.fingerprint, the same hash run.json records), the seed and this version.
@@ -38,9 +49,6 @@ SEED = 0  # evaluate's default --seed, also used by the figures taken during tra
 # ---------------------------------------------------------------- the classifier
 
 def build_classifier(seed):
-    import keras
-    from keras import layers
-
     keras.utils.set_random_seed(seed)
     return keras.Sequential([
         keras.Input((28, 28, 1)),
@@ -58,9 +66,6 @@ def build_classifier(seed):
 
 def train_classifier(images, labels, seed, steps, batch_size=128):
     """A fresh classifier trained on uint8 images [N, 28, 28] with labels [N]."""
-    import keras
-    import tensorflow as tf
-
     model = build_classifier(seed)
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -77,8 +82,6 @@ def classifier_path(fingerprint, seed, cache_dir):
 def load_or_train_classifier(images, labels, seed, cache_dir=None, retrain=False, steps=None):
     """(classifier, its file, whether it was trained now). Cached by a hash of the training data,
     so the same data reuse it and other data train another."""
-    import keras
-
     cache_dir = CACHE_DIR if cache_dir is None else cache_dir
     steps = CLASSIFIER_STEPS if steps is None else steps
 
@@ -98,8 +101,6 @@ def load_or_train_classifier(images, labels, seed, cache_dir=None, retrain=False
 
 def features_and_probs(classifier, images, batch_size=1000):
     """Penultimate features [N, 128] and p(y|x) [N, 10] of uint8 images [N, 28, 28]."""
-    import keras
-
     both = keras.Model(classifier.inputs, [classifier.get_layer("features").output, classifier.outputs[0]])
     feats, logits = both.predict(images[..., None], batch_size=batch_size, verbose=0)
     logits = logits.astype(np.float64)
@@ -181,8 +182,6 @@ class Evaluator:
 
     def __call__(self, model):
         """The figures of a generator (a DCGAN), with the real row and the classifier's accuracy."""
-        from dcgan_mnist.generate import generate
-
         # Labels shuffled, then 500 at a time: every batch mixes the labels like a training batch
         # does (batchnorm uses the statistics of the batch at sampling time too, as upstream's).
         labels = np.random.default_rng([self.seed, 2]).permutation(np.repeat(np.arange(10), self.n_per_label))
@@ -199,10 +198,11 @@ class Evaluator:
 class TrainingHook:
     """--eval-every-epoch / --eval-every: created before train.py's loop, called after every
     iteration and at every epoch's end; prints one line per measurement and appends it to
-    CHECKPOINT_DIR/metrics.jsonl."""
+    CHECKPOINT_DIR/metrics.jsonl: the trained weights' figures, and under "average" those of the
+    averaged generator when the run keeps one."""
 
-    def __init__(self, cfg, model):
-        self.cfg, self.model = cfg, model
+    def __init__(self, cfg, model, averaged=None):
+        self.cfg, self.model, self.averaged = cfg, model, averaged
         self.evaluator = Evaluator(cfg)
         e = self.evaluator
         print(f"quality: classifier {e.accuracy:.2%} accurate on {e.n_held} held-out real images; "
@@ -217,18 +217,25 @@ class TrainingHook:
         due = final or (cfg.eval_every and iteration % cfg.eval_every == 0) or (epoch_end and cfg.eval_every_epoch)
         if not due or (self.last is not None and self.last["iteration"] == iteration):
             return {}
-        result = self.evaluator(self.model)
+        trained = self.evaluator(self.model)["generated"]
         self.last = dict(iteration=iteration, epoch=round(epoch, 3),
-                         wall_time=round(time.perf_counter() - self.start, 1), **result["generated"])
-        print(f"quality at iteration {iteration} (epoch {epoch:.2f}): {one_line(result['generated'])}")
+                         wall_time=round(time.perf_counter() - self.start, 1), **trained)
+        line = f"quality at iteration {iteration} (epoch {epoch:.2f}): {one_line(trained)}"
+        summaries = {f"eval/{name}": value for name, value in trained.items() if name != "n"}
+        if self.averaged is not None:
+            self.last["average"] = average = self.evaluator(self.averaged)["generated"]
+            line += f"; averaged generator: {one_line(average)}"
+            summaries.update({f"eval_average/{name}": value for name, value in average.items() if name != "n"})
+        print(line)
         with open(self.path, "a") as f:
             f.write(json.dumps(self.last) + "\n")
-        return {f"eval/{name}": value for name, value in result["generated"].items() if name != "n"}
+        return summaries
 
     def finish(self, iteration, epoch):
         """Measure the final weights unless just done, and print them for the run's summary."""
         figures = self(iteration, epoch, final=True)
-        print(f"quality of the last weights (iteration {self.last['iteration']}): {one_line(self.last)}; "
+        average = f"; averaged generator: {one_line(self.last['average'])}" if "average" in self.last else ""
+        print(f"quality of the last weights (iteration {self.last['iteration']}): {one_line(self.last)}{average}; "
               f"held-out real: {one_line(self.evaluator.real)}; all in {self.path}")
         return figures
 
@@ -268,18 +275,17 @@ def main(argv=None):
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up messages")
     args = p.parse_args(argv)
     check_sampling_arguments(p, args, [("--out", args.out)])
-    from dcgan_mnist.train import RunError, read_run, restore_model, write_json_atomic
-
     try:
-        model, cfg, ckpt_path = restore_model(args.checkpoint_dir, args.checkpoint)
+        model, cfg, ckpt_path, drawn = rundir.restore_model(args.checkpoint_dir, args.checkpoint, args.weights)
         evaluator = Evaluator(cfg, args.n_per_label, args.seed, args.cache_dir, args.retrain_classifier,
-                              fingerprint=read_run(args.checkpoint_dir)[1])
+                              fingerprint=rundir.read_run(args.checkpoint_dir)[1])
     except (RunError, DataError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     result = evaluator(model)
-    result["checkpoint"] = ckpt_path
-    print(f"checkpoint {ckpt_path}, {args.n_per_label} images per label, seed {args.seed}, data {evaluator.source}")
+    result["checkpoint"], result["weights"] = ckpt_path, drawn
+    print(f"checkpoint {ckpt_path} ({rundir.describe(drawn)}), {args.n_per_label} images per label, "
+          f"seed {args.seed}, data {evaluator.source}")
     print(table([("generated", result["generated"]), ("held-out real", result["real"])], result))
     if args.out:
         write_json_atomic(result, args.out)

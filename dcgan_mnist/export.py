@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from dcgan_mnist.config import OneLineErrorParser, add_checkpoint_arguments
 from dcgan_mnist.model import DCGAN
-from dcgan_mnist.train import RunError, restore_model
+from dcgan_mnist.rundir import RunError, describe, restore_model
 
 
 class ServedGenerator(tf.Module):
@@ -70,12 +70,13 @@ def main(argv=None):
     if not os.path.isdir(parent):
         p.error(f"--out {args.out}: folder {parent} does not exist")
     try:
-        model, cfg, ckpt_path = restore_model(args.checkpoint_dir, args.checkpoint)
+        model, cfg, ckpt_path, drawn = restore_model(args.checkpoint_dir, args.checkpoint, args.weights)
     except RunError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     export(model, args.out)
-    print(f"wrote {args.out}: generator of {ckpt_path}; signature serving_default(z float32 [N, {cfg.dim_z}], "
+    print(f"wrote {args.out}: generator of {ckpt_path} ({describe(drawn)}); "
+          f"signature serving_default(z float32 [N, {cfg.dim_z}], "
           f"labels int32 [N]) -> images uint8 [N, 28, 28]")
     return 0
 

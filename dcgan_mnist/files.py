@@ -5,6 +5,7 @@ is renamed over the destination only once complete, so a crash or a full disk ne
 half-written file in place of a good one.
 """
 import contextlib
+import json
 import os
 import tempfile
 
@@ -23,3 +24,9 @@ def atomic_write(path, mode="wb"):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_json_atomic(obj, path):
+    with atomic_write(path, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")

@@ -12,7 +12,7 @@ import tensorflow as tf
 from dcgan_mnist.config import OneLineErrorParser, add_checkpoint_arguments, check_sampling_arguments
 from dcgan_mnist.files import atomic_write
 from dcgan_mnist.grid import save_visualization
-from dcgan_mnist.train import RunError, restore_model
+from dcgan_mnist.rundir import RunError, describe, restore_model
 
 
 def parse_labels(text, dim_y=10):
@@ -50,7 +50,7 @@ def main(argv=None):
     except ValueError as e:
         p.error(str(e))
     try:
-        model, _, ckpt_path = restore_model(args.checkpoint_dir, args.checkpoint)
+        model, _, ckpt_path, drawn = restore_model(args.checkpoint_dir, args.checkpoint, args.weights)
     except RunError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -59,11 +59,12 @@ def main(argv=None):
         # Upstream's washed-out (x + 1) / 2 belongs to its training grids only: digits drawn on
         # demand are shown as they are, whatever mode the run was trained in.
         save_visualization(images[..., None] / 255.0, (len(labels), args.n_per_label), out)
-        print(f"wrote {out}: {len(labels)} rows ({args.labels}) x {args.n_per_label} from {ckpt_path}")
+        print(f"wrote {out}: {len(labels)} rows ({args.labels}) x {args.n_per_label} from {ckpt_path} "
+              f"({describe(drawn)})")
     if args.npz:
         with atomic_write(args.npz) as f:
             np.savez(f, images=images, labels=y)
-        print(f"wrote {args.npz}: images {images.shape} uint8, labels {y.shape} from {ckpt_path}")
+        print(f"wrote {args.npz}: images {images.shape} uint8, labels {y.shape} from {ckpt_path} ({describe(drawn)})")
     return 0
 
 

@@ -11,6 +11,8 @@ Upstream defects fixed here by default, restored by upstream_quirks=True (UPSTRE
 """
 import tensorflow as tf
 
+from dcgan_mnist.config import Config
+
 
 def batchnormalize(X, eps=1e-8):
     # Upstream: batch mean and biased variance over every axis but the channels, no learned
@@ -67,12 +69,16 @@ def concat_label(h, Y):
 class DCGAN(tf.Module):
     """Generator and discriminator weights, N(0, 0.02), no biases, upstream's names and shapes.
 
-    The constructor takes upstream's arguments. Their defaults live in one place,
-    dcgan_mnist.config.Config, so they are required here.
+    The constructor takes upstream's arguments with upstream's defaults, so the seed's
+    DCGAN(batch_size=128, image_shape=[28, 28, 1], dim_z=100, dim_W1=1024, dim_W2=128, dim_W3=64)
+    and DCGAN() both build upstream's model. The sizes are the training run's settings, so their
+    defaults come from config.Config; batch_size is model.py's own 100 (train.py passed 128),
+    recorded and never baked into a shape.
     """
 
-    def __init__(self, *, batch_size, image_shape, dim_z, dim_y, dim_W1, dim_W2, dim_W3,
-                 dim_channel, upstream_quirks=False, seed=None):
+    def __init__(self, batch_size=100, image_shape=(28, 28, Config.dim_channel), dim_z=Config.dim_z,
+                 dim_y=Config.dim_y, dim_W1=Config.dim_W1, dim_W2=Config.dim_W2, dim_W3=Config.dim_W3,
+                 dim_channel=Config.dim_channel, upstream_quirks=Config.upstream_quirks, seed=None):
         super().__init__(name="dcgan")
         if list(image_shape[:2]) != [28, 28] or image_shape[2] != dim_channel:
             # The generator upsamples 7 -> 14 -> 28, as upstream's does.
@@ -87,7 +93,8 @@ class DCGAN(tf.Module):
         self.dim_channel = dim_channel
         self.upstream_quirks = upstream_quirks
 
-        rng = tf.random.Generator.from_seed(seed) if seed is not None else tf.random.Generator.from_non_deterministic_state()
+        rng = tf.random.Generator.from_seed(seed) if seed is not None else \
+            tf.random.Generator.from_non_deterministic_state()
 
         def weight(shape, name):
             return tf.Variable(rng.normal(shape, stddev=0.02), name=name)

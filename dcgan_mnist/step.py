@@ -165,7 +165,7 @@ def fused_adam(optimizer, var_list, grads):
 
 
 def make_train_steps(model, d_optimizer, g_optimizer, noise_rng, precision="float32", strategy=None,
-                     forwards=None, jit_compile=False, fused_update=True):
+                     forwards=None, jit_compile=False, fused_update=True, ema=None):
     """The compiled iterations (d_step, g_step, g_step_unprinted): (images [B, 28, 28, C], int
     labels [B]) -> d_cost, g_cost, mean P(real), mean P(gen). Each draws the global batch's noise
     on device and applies one Adam step; the printed figures come from the same forward pass
@@ -175,7 +175,9 @@ def make_train_steps(model, d_optimizer, g_optimizer, noise_rng, precision="floa
     strategy: a tf.distribute strategy (distribute.step_function splits the batch); None: one device.
     forwards: the (D iteration, G iteration[, unprinted G iteration]) functions (Z, Y, images) ->
     build_model's four outputs; by default this module's build_model (model.build_model is the
-    reference). Without a third, unprinted G iterations run the second."""
+    reference). Without a third, unprinted G iterations run the second.
+    ema: a tf.train.ExponentialMovingAverage whose apply(model.gen_vars) already ran once (it made
+    the averages); every G iteration then moves the averages towards the updated weights."""
     dtype = PRECISIONS[precision]
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
@@ -194,7 +196,12 @@ def make_train_steps(model, d_optimizer, g_optimizer, noise_rng, precision="floa
             return lambda grads: fused_adam(optimizer, var_list, grads)
         return lambda grads: optimizer.apply_gradients(zip(grads, var_list))
 
-    g_update = update(g_optimizer, model.gen_vars)
+    g_adam = update(g_optimizer, model.gen_vars)
+
+    def g_update(grads):
+        g_adam(grads)
+        if ema is not None:  # after Adam's update: the average follows the weights it just wrote
+            ema.apply(model.gen_vars)
     updates = (update(d_optimizer, model.discrim_vars), g_update, g_update)
     var_lists = (model.discrim_vars, model.gen_vars, model.gen_vars)
 

@@ -5,72 +5,25 @@ iteration % k == 0 and G otherwise, six log lines per iteration, a 14 x 14 grid 
 samples every `step` iterations. Added: compiled steps whose printed losses come from the same
 forward pass (upstream ran a second one), checkpoints that resume exactly, and flags for all.
 """
-import json
 import os
 import secrets
 import shlex
+import signal
 import sys
 import time
 
 import numpy as np
 import tensorflow as tf
 
-from dcgan_mnist import checkpoints, data, distribute
-from dcgan_mnist.checkpoints import RunError, TrainingStopped
-from dcgan_mnist.config import (RUN_FILE, Config, ConfigError, OneLineErrorParser, add_arguments, flag_name,
-                                from_args)
+from dcgan_mnist import data, distribute, rundir
+from dcgan_mnist.config import ConfigError, OneLineErrorParser, add_arguments, flag_name, from_args
 from dcgan_mnist.data import DataError
 from dcgan_mnist.evaluate import TrainingHook
-from dcgan_mnist.files import atomic_write
 from dcgan_mnist.grid import save_progress_gif, save_visualization
 from dcgan_mnist.model import DCGAN
 from dcgan_mnist.monitor import Monitor
+from dcgan_mnist.rundir import RunError, TrainingStopped
 from dcgan_mnist.step import adam_optimizers, make_train_steps
-
-# ---------------------------------------------------------------- the run's record
-
-def write_json_atomic(obj, path):
-    with atomic_write(path, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-
-
-def read_run(checkpoint_dir):
-    """(Config, data fingerprint) of the run recorded in checkpoint_dir, or (None, None)."""
-    path = os.path.join(checkpoint_dir, RUN_FILE)
-    if not os.path.isfile(path):
-        return None, None
-    try:
-        with open(path) as f:
-            record = json.load(f)
-        return Config.from_json(json.dumps(record["config"])), record.get("data_fingerprint")
-    except (ValueError, KeyError, TypeError) as e:
-        raise RunError(f"{path}: unreadable run record ({e})") from None
-
-
-def make_checkpoint(model, d_optimizer=None, g_optimizer=None, noise_rng=None):
-    """Everything that decides the rest of a run: weights, both Adams, the noise generator's
-    state and the counters. The shuffle is a function of (seed, epoch), so it needs no state."""
-    parts = dict(model=model, iteration=tf.Variable(0, dtype=tf.int64), epoch=tf.Variable(0, dtype=tf.int64))
-    if d_optimizer is not None:
-        parts.update(d_optimizer=d_optimizer, g_optimizer=g_optimizer, noise_rng=noise_rng)
-    return tf.train.Checkpoint(**parts)
-
-
-def restore_model(checkpoint_dir, checkpoint=None):
-    """The generator a run left: (model, Config, checkpoint path). Used by generate/evaluate."""
-    cfg, _ = read_run(checkpoint_dir)
-    path = checkpoint or tf.train.latest_checkpoint(checkpoint_dir)
-    if cfg is None or path is None:
-        raise RunError(f"no checkpoint in {checkpoint_dir}: train first (python -m dcgan_mnist.train "
-                       f"--checkpoint-dir {checkpoint_dir}) or pass --checkpoint-dir of a run")
-    model = DCGAN(**cfg.model_kwargs(), seed=0)
-    try:
-        make_checkpoint(model).restore(path).expect_partial()
-    except (tf.errors.OpError, ValueError) as e:
-        raise RunError(f"{path}: cannot restore checkpoint ({e.__class__.__name__})") from None
-    return model, cfg, path
-
 
 # ---------------------------------------------------------------- the loop
 
@@ -97,7 +50,7 @@ def prepare(cfg):
     """Check everything and load the data before anything is written. Returns
     (cfg with its seed resolved, training images, training labels, fingerprint). cfg is validated."""
     # --force-new: the folder's run is moved aside once every check has passed (train()).
-    saved, saved_fingerprint = (None, None) if cfg.force_new else read_run(cfg.checkpoint_dir)
+    saved, saved_fingerprint = (None, None) if cfg.force_new else rundir.read_run(cfg.checkpoint_dir)
     if saved is not None and cfg.seed is None:
         cfg.seed = saved.seed  # resuming: the run's own seed decides its future
     if saved is not None:
@@ -122,7 +75,7 @@ def prepare(cfg):
         raise RunError(f"{cfg.checkpoint_dir} holds a run trained on other data than {dataset.source}; "
                        f"use another --checkpoint-dir, the run's data, or --force-new to move it aside")
     for flag, folder in (("--checkpoint-dir", cfg.checkpoint_dir), ("--vis-dir", cfg.vis_dir)):
-        checkpoints.probe_writable(folder, flag)
+        rundir.probe_writable(folder, flag)
     print(f"data: {len(trX)} training images from {dataset.source} ({cfg.valid_size} held out)")
     return cfg, trX, trY, fingerprint
 
@@ -131,7 +84,7 @@ def train(cfg, argv=(), stop=None):
     """argv: the command line, for the resume hint; stop: a StopSignals (main installs one)."""
     if cfg.gif:
         return make_gif(cfg)
-    stop = stop or checkpoints.StopSignals()
+    stop = stop or StopSignals()
     cfg.validate()
     strategy = distribute.make_strategy(cfg)  # first: a multi-worker runtime is set up before any op
     chief = distribute.is_chief(strategy)
@@ -142,7 +95,7 @@ def train(cfg, argv=(), stop=None):
     # (the numpy arrays go; upstream held float64 copies).
     trX, trY = data.as_tensors(trX, trY)
     if cfg.force_new:
-        aside = checkpoints.move_aside(cfg.checkpoint_dir)
+        aside = rundir.move_aside(cfg.checkpoint_dir)
         if aside:
             print(f"--force-new: moved the previous run in {cfg.checkpoint_dir} to {aside}")
     print(f"seed: {cfg.seed}")
@@ -153,12 +106,21 @@ def train(cfg, argv=(), stop=None):
     with strategy.scope():  # weights and Adam slots mirrored on every replica
         model = DCGAN(**cfg.model_kwargs(), seed=cfg.seed)
         d_optimizer, g_optimizer = adam_optimizers(cfg.learning_rate, cfg.beta1, model.discrim_vars, model.gen_vars)
+        # The averaged generator (not upstream's; mirrored like the weights). The first apply()
+        # makes the averages, equal to the weights; every G iteration then updates them (step.py).
+        ema = averages = None
+        if cfg.ema_decay:
+            ema = tf.train.ExponentialMovingAverage(cfg.ema_decay, num_updates=g_optimizer.iterations)
+            ema.apply(model.gen_vars)
+            averages = rundir.Averages([ema.average(v) for v in model.gen_vars])
     noise_rng = tf.random.Generator.from_seed(cfg.seed).split(1)[0]  # outside the scope: one global Z
     # Sample quality during training, on the chief; made before anything is written (it checks the
     # held-out set).
-    hook = TrainingHook(cfg, model) if chief and (cfg.eval_every_epoch or cfg.eval_every) else None
-    ckpt = make_checkpoint(model, d_optimizer, g_optimizer, noise_rng)
-    manager, restored = checkpoints.restore_latest(ckpt, cfg.checkpoint_dir)
+    hook = None
+    if chief and (cfg.eval_every_epoch or cfg.eval_every):
+        hook = TrainingHook(cfg, model, rundir.AveragedGenerator(model, averages) if averages else None)
+    ckpt = rundir.make_checkpoint(model, d_optimizer, g_optimizer, noise_rng, averages)
+    manager, restored = rundir.restore_latest(ckpt, cfg.checkpoint_dir)
     if restored:
         print(f"resuming from {restored} at iteration {int(ckpt.iteration)}")
     if not chief:
@@ -166,13 +128,12 @@ def train(cfg, argv=(), stop=None):
     else:
         os.makedirs(cfg.checkpoint_dir, exist_ok=True)
         os.makedirs(cfg.vis_dir, exist_ok=True)
-        write_json_atomic({"config": json.loads(cfg.to_json()), "data_fingerprint": fingerprint},
-                          os.path.join(cfg.checkpoint_dir, RUN_FILE))
+        rundir.write_run(cfg, fingerprint)
     # The step's fast path (dcgan_mnist/step.py) computes model.build_model's function on one
     # device or several; the printed figures come from the same forward pass (upstream ran a
     # second one).
     d_step, g_step, g_step_unprinted = make_train_steps(model, d_optimizer, g_optimizer, noise_rng,
-                                                        cfg.precision, strategy)
+                                                        cfg.precision, strategy, ema=ema)
     grid_Z, grid_Y = grid_inputs(cfg)
     sample = tf.function(model.samples_generator)
     side = int(round(cfg.visualize_dim ** 0.5))
@@ -189,7 +150,7 @@ def train(cfg, argv=(), stop=None):
         nonlocal saved_at, last_good
         ckpt.iteration.assign(iteration)
         ckpt.epoch.assign(iteration // steps_per_epoch)
-        last_good, saved_at = checkpoints.save(manager, ckpt, iteration, last_good), iteration
+        last_good, saved_at = rundir.save(manager, ckpt, iteration, last_good), iteration
 
     while iteration < total and not stop.received:
         epoch = iteration // steps_per_epoch
@@ -209,7 +170,7 @@ def train(cfg, argv=(), stop=None):
             if logged:
                 # Read only where the log reads the values anyway: no host round-trip in between. A
                 # loss that turns non-finite in between is caught here or by save()'s weight check.
-                checkpoints.check_losses(iteration, {"gen loss": g_cost, "discrim loss": d_cost}, last_good)
+                rundir.check_losses(iteration, {"gen loss": g_cost, "discrim loss": d_cost}, last_good)
             if iteration % cfg.step == 0 and chief:
                 samples = sample(grid_Z, grid_Y).numpy()
                 save_visualization(samples, (side, side),
@@ -254,6 +215,30 @@ def train(cfg, argv=(), stop=None):
     return model
 
 
+class StopSignals:
+    """SIGINT / SIGTERM set `received` (the signal's name) instead of killing the process, so the
+    loop can finish its iteration and write a checkpoint. A second signal acts as usual."""
+
+    def __init__(self):
+        self.received = None
+        self._old = {}
+
+    def _handle(self, signum, frame):
+        self.received = signal.Signals(signum).name
+        for s, old in self._old.items():  # a second Ctrl-C is not ignored
+            signal.signal(s, old)
+
+    def __enter__(self):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for s, old in self._old.items():
+            signal.signal(s, old)
+        return False
+
+
 def make_gif(cfg):
     """--gif: (re)build vis_dir/progress.gif from the grids already written, train nothing."""
     path = save_progress_gif(cfg.vis_dir)
@@ -271,7 +256,7 @@ def main(argv=None):
     cfg = from_args(parser.parse_args(argv))
     sys.stdout.reconfigure(line_buffering=True)
     try:
-        with checkpoints.StopSignals() as stop:  # Ctrl-C / SIGTERM: finish the iteration, save, exit 0
+        with StopSignals() as stop:  # Ctrl-C / SIGTERM: finish the iteration, save, exit 0
             train(cfg, argv, stop)
     except (ConfigError, DataError, RunError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -103,6 +103,7 @@ def print_flops():
 
 def training_data():
     import numpy as np
+
     from dcgan_mnist import data
     if os.path.isdir(FASHION):
         d = data.load_folder(FASHION)
@@ -138,6 +139,7 @@ def case_project(name, batch):
     """The project's step as train.py runs it: batches from data.training_batches, the four
     printed figures read back every iteration (--log-every 1)."""
     import tensorflow as tf
+
     from dcgan_mnist import data, step
     from dcgan_mnist.config import Config
     from dcgan_mnist.model import DCGAN
@@ -179,6 +181,7 @@ def case_upstream(batch):
     probabilities. The network is model.py's plain path with upstream's quirks."""
     import numpy as np
     import tensorflow as tf
+
     from dcgan_mnist.config import Config
     from dcgan_mnist.model import DCGAN
     v1 = tf.compat.v1
@@ -244,14 +247,15 @@ def interleaved(args):
     """All cases in this one process, timed in turns of 4 iterations: on a shared machine every
     case sees the same load, so their ratios hold even when the absolute times do not."""
     import numpy as np
+
     import dcgan_mnist  # noqa: F401
     set_threads(args.threads)
     runs = {c: make_case(c, args.batch_size) for c in args.cases.split(",")}
     wall = {c: [] for c in runs}
-    for c, run in runs.items():
+    for run in runs.values():
         for i in range(args.warmup):
             run(i)
-    for r in range(args.interleave):
+    for _turn in range(args.interleave):
         for c, run in runs.items():
             wall[c] += time_loop(run, 0, 4)[0]
     wall = {c: pairs(w) for c, w in wall.items()}
@@ -325,7 +329,8 @@ def main(argv=None):
     p.add_argument("--iterations", type=int, default=40, help="timed iterations per case (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=6, help="untimed iterations first (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--cases", default="default,bf16,upstream,upstream_stock", help="comma-separated (default: %(default)s)")
+    p.add_argument("--cases", default="default,bf16,upstream,upstream_stock",
+                   help="comma-separated (default: %(default)s)")
     p.add_argument("--levers", action="store_true",
                    help="also time thinned, plain, xla, unfused_adam, no_stack, onednn_off and default with "
                         "threads 1,1 / 2,2 / 2,1")

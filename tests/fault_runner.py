@@ -14,11 +14,13 @@ import signal
 import subprocess
 import sys
 
+# isort: off
 from dcgan_mnist import data, train  # noqa: E402  first: the package silences TensorFlow's import
 
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.checkpoint import checkpoint_management
+# isort: on
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)

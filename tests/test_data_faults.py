@@ -95,7 +95,7 @@ def test_fuzzed_idx_loads_or_raises_data_error(tmp_path, no_hang, compressed):
             with open(paths[name], "wb") as f:
                 f.write(raw if name == which else content)
         no_hang()
-        check_outcome(lambda: data.load_idx_pair(paths["images"], paths["labels"]), outcomes, kind)
+        check_outcome(lambda paths=paths: data.load_idx_pair(paths["images"], paths["labels"]), outcomes, kind)
         for p in paths.values():
             os.remove(p)
     assert outcomes.get("DataError", 0) > N_CASES // 2, outcomes
@@ -117,7 +117,7 @@ def test_fuzzed_npz_loads_or_raises_data_error(tmp_path, no_hang, compressed):
         with open(path, "wb") as f:
             f.write(raw)
         no_hang()
-        check_outcome(lambda: data.load_npz(path)[:2], outcomes, kind)
+        check_outcome(lambda path=path: data.load_npz(path)[:2], outcomes, kind)
         os.remove(path)
     assert outcomes.get("DataError", 0) > N_CASES // 3, outcomes
 

@@ -158,7 +158,8 @@ def test_batch_that_does_not_split_over_replicas_is_refused():
     from dcgan_mnist.config import ConfigError
     from dcgan_mnist.distribute import check_split
     check_split(128, 2)
-    with pytest.raises(ConfigError, match=r"^--batch-size 7: does not split evenly over the 2 replicas; pass a multiple of 2$"):
+    with pytest.raises(ConfigError,
+                       match=r"^--batch-size 7: does not split evenly over the 2 replicas; pass a multiple of 2$"):
         check_split(7, 2)
 
 

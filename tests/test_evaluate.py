@@ -140,10 +140,13 @@ def test_training_hook_writes_metrics_and_evaluate_reads_the_run(tmp_path, toy_f
     with open(os.path.join(ckpt, "metrics.jsonl")) as f:
         lines = [json.loads(line) for line in f]
     assert [m["iteration"] for m in lines] == [8, 16, 18, 20]  # every 8, the epoch's end, the run's end
-    for m in lines:
-        assert set(m) == {"iteration", "epoch", "wall_time", "label_agreement", "classifier_score",
-                          "frechet_distance", "n"}
-        assert 0 <= m["label_agreement"] <= 1 and 1 <= m["classifier_score"] <= 10 + 1e-6
+    figures = {"label_agreement", "classifier_score", "frechet_distance", "n"}
+    for m in lines:  # the trained weights' figures, and the averaged generator's (--ema-decay's default)
+        assert set(m) == {"iteration", "epoch", "wall_time", "average"} | figures
+        assert set(m["average"]) == figures
+        for g in (m, m["average"]):
+            assert 0 <= g["label_agreement"] <= 1 and 1 <= g["classifier_score"] <= 10 + 1e-6
+        assert m["average"]["frechet_distance"] != m["frechet_distance"]
     assert out.count("quality at iteration") == 4
     assert "quality of the last weights (iteration 20)" in out
 
@@ -156,6 +159,15 @@ def test_training_hook_writes_metrics_and_evaluate_reads_the_run(tmp_path, toy_f
         result = json.load(f)
     assert result["generated"]["n"] == 50 and result["real"]["n"] == 50 and result["frechet_n"] == 50
     # The same weights, seed and sizes as the hook's last measurement: the same figures.
+    # The same weights (by default the average), seed and sizes as the hook's last measurement: the same figures.
+    assert "(averaged generator)" in out and result["weights"] == "average"
+    assert result["generated"]["frechet_distance"] == pytest.approx(lines[-1]["average"]["frechet_distance"], rel=1e-4)
+    assert evaluate.main(["--checkpoint-dir", ckpt, "--n-per-label", "5", "--out", out_json,
+                          "--weights", "trained"]) == 0
+    assert "(trained weights)" in capsys.readouterr().out
+    with open(out_json) as f:
+        result = json.load(f)
+    assert result["weights"] == "trained"
     assert result["generated"]["frechet_distance"] == pytest.approx(lines[-1]["frechet_distance"], rel=1e-4)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import write_random_pair
-from dcgan_mnist import export, train
+from dcgan_mnist import export, rundir, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--valid-size", "0", "--batch-size", "8", "--dim-w1", "16", "--dim-w2", "8", "--dim-w3", "8",
@@ -50,7 +50,7 @@ def test_saved_model_serves_the_checkpoints_generator(run, tmp_path, capsys):
     assert served.shape == (30, 28, 28) and served.dtype == np.uint8
 
     import tensorflow as tf
-    model, _, _ = train.restore_model(str(run / "ckpt"))
+    model, _, _, _ = rundir.restore_model(str(run / "ckpt"))
     images = model.samples_generator(tf.constant(z), tf.one_hot(labels, 10)).numpy()
     expected = np.round(images[..., 0] * 255.0).astype(np.uint8)
     np.testing.assert_array_equal(served, expected)

@@ -21,7 +21,8 @@ def test_generate_writes_npz_and_grid(tmp_path, tiny_idx):
     assert grid.size == (3 * 28, 4 * 28)  # one row per requested label
     cells = np.asarray(grid)[..., 0]
     np.testing.assert_array_equal(cells[28:56, 56:84], images[5])  # row 1, column 2 = sample 5
-    again = run_cli("generate", "--labels", "7710", "--n-per-label", "3", "--npz", "again.npz", "--seed", "5", cwd=tmp_path)
+    again = run_cli("generate", "--labels", "7710", "--n-per-label", "3", "--npz", "again.npz", "--seed", "5",
+                    cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     with np.load(tmp_path / "again.npz") as f:
         np.testing.assert_array_equal(f["images"], images)  # same seed, same digits

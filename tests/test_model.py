@@ -133,3 +133,29 @@ def test_build_model_costs_match_numpy(quirks):
             assert abs(pre.mean()) < 1e-4 and abs(pre.var() - 1) < 1e-3
     else:
         assert abs(np.where(raw_real > 0, raw_real, raw_real / 0.2).var() - 1) > 1e-2
+
+
+def test_the_seeds_constructor_call_builds_upstreams_model():
+    """Upstream's train.py (the seed's first listing), word for word, and DCGAN() alike."""
+    batch_size = 128
+    image_shape = [28,28,1]  # noqa: E231  (as the seed writes it)
+    dim_z = 100
+    dim_W1 = 1024
+    dim_W2 = 128
+    dim_W3 = 64
+    dcgan_model = DCGAN(
+            batch_size=batch_size,
+            image_shape=image_shape,
+            dim_z=dim_z,
+            dim_W1=dim_W1,
+            dim_W2=dim_W2,
+            dim_W3=dim_W3,
+            )
+    shapes = {v.name.split(":")[0]: v.shape.as_list() for v in dcgan_model.trainable_variables}
+    assert shapes == {"gen_W1": [110, 1024], "gen_W2": [1034, 6272], "gen_W3": [5, 5, 64, 138],
+                      "gen_W4": [5, 5, 1, 74], "discrim_W1": [5, 5, 11, 64], "discrim_W2": [5, 5, 74, 128],
+                      "discrim_W3": [6282, 1024], "discrim_W4": [1034, 1]}
+    assert dcgan_model.batch_size == 128 and not dcgan_model.upstream_quirks
+    default = DCGAN()  # model.py's defaults: batch_size 100, the same sizes
+    assert default.batch_size == 100 and default.dim_y == 10 and default.image_shape == [28, 28, 1]
+    assert {v.name.split(":")[0]: v.shape.as_list() for v in default.trainable_variables} == shapes

@@ -120,6 +120,7 @@ def test_step_outputs_are_read_only_where_the_log_prints(tmp_path, tiny_idx, mon
     printed iterations, plus once at each epoch's end (train.py waits for the last step before
     reading the clock); nothing in between, so a thinned log leaves the step unsynchronised."""
     from tensorflow.python.framework import ops
+
     from dcgan_mnist import train as train_module
     outputs, reads = {}, []  # id(tensor) -> (iteration, tensor), kept alive so ids stay unique
     made = train_module.make_train_steps
@@ -174,13 +175,15 @@ def test_short_run_on_real_mnist_digits(tmp_path):
                 "--max-iterations", "4", "--step", "2", "--seed", "3", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "data: 8000 training images" in r.stdout
-    assert sorted(p.name for p in (tmp_path / "vis").iterdir()) == ["progress.gif", "sample_0000.jpg", "sample_0001.jpg"]
+    assert sorted(p.name for p in (tmp_path / "vis").iterdir()) == \
+        ["progress.gif", "sample_0000.jpg", "sample_0001.jpg"]
     losses = [float(x) for x in re.findall(r"gen loss: (\S+)", r.stdout)]
     assert len(losses) == 4 and all(np.isfinite(losses))
 
 
 @pytest.mark.skipif(not FASHION.is_dir(), reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
 def test_short_run_on_fashion_mnist(tmp_path):
-    r = run_cli("train", "--dataset", "fashion_mnist", "--max-iterations", "2", "--seed", "3", *SMALL_FLAGS, cwd=tmp_path)
+    r = run_cli("train", "--dataset", "fashion_mnist", "--max-iterations", "2", "--seed", "3", *SMALL_FLAGS,
+                cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "data: 50000 training images from /usr/share/datasets/fashion-mnist" in r.stdout

@@ -10,13 +10,16 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout
 
+# isort: off
 import dcgan_mnist  # noqa: F401,E402  (first: it silences TensorFlow's start-up)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+# isort: on
 
 from dcgan_mnist.config import ConfigError, OneLineErrorParser, add_arguments, from_args  # noqa: E402
 from dcgan_mnist.data import DataError  # noqa: E402
-from dcgan_mnist.train import RunError, train  # noqa: E402
+from dcgan_mnist.rundir import RunError  # noqa: E402
+from dcgan_mnist.train import train  # noqa: E402
 
 
 def main():

@@ -1,22 +1,30 @@
-"""What keeps a long run alive: write probes, crash-safe checkpoints, signals, the NaN guard.
+"""What a run's folder (--checkpoint-dir) holds, and how it is written and read back.
+
+- run.json: the run's settings (config.Config) and a fingerprint of its training data, so that
+  resume, generate, evaluate and export read them back instead of asking the user again;
+- ckpt-N: tf.train.Checkpoint of everything that decides the rest of the run (make_checkpoint);
+- restore_model: the generator a run left, for generate, evaluate and export.
 
 Upstream created a Saver and never used it, so a killed run was lost. Here:
 - tf.train.CheckpointManager writes each checkpoint under a temporary name and records it in
   the `checkpoint` file (an atomic rename) only once complete, so a kill -9 at any moment leaves
   the previous checkpoint as the latest; a latest checkpoint damaged afterwards (truncated by a
   full disk or a crash of the machine) is found at start and the run falls back to the one before.
-- SIGINT / SIGTERM let the current iteration finish; the loop then writes a checkpoint and stops.
 - A checkpoint is never written with non-finite weights, and a write that fails (disk full)
   stops the run with the last good checkpoint in place.
 """
+import json
 import os
 import re
-import signal
 import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
+
+from dcgan_mnist.config import RUN_FILE, Config
+from dcgan_mnist.files import write_json_atomic
+from dcgan_mnist.model import DCGAN
 
 
 class RunError(RuntimeError):
@@ -26,6 +34,98 @@ class RunError(RuntimeError):
 class TrainingStopped(RuntimeError):
     """A run that had to stop (non-finite loss, a failed write): exit status 1."""
 
+
+# ---------------------------------------------------------------- the run's record and checkpoint
+
+def write_run(cfg, fingerprint):
+    write_json_atomic({"config": json.loads(cfg.to_json()), "data_fingerprint": fingerprint},
+                      os.path.join(cfg.checkpoint_dir, RUN_FILE))
+
+
+def read_run(checkpoint_dir):
+    """(Config, data fingerprint) of the run recorded in checkpoint_dir, or (None, None)."""
+    path = os.path.join(checkpoint_dir, RUN_FILE)
+    if not os.path.isfile(path):
+        return None, None
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        return Config.from_json(json.dumps(record["config"])), record.get("data_fingerprint")
+    except (ValueError, KeyError, TypeError) as e:
+        raise RunError(f"{path}: unreadable run record ({e})") from None
+
+
+class Averages(tf.Module):
+    """The averaged generator (--ema-decay): one variable per weight of G, by upstream's names,
+    so a checkpoint's ema/gen_W1 .. ema/gen_W4 restore into any DCGAN's gen_W1 .. gen_W4."""
+
+    def __init__(self, gen_vars):
+        super().__init__(name="ema")
+        self.gen_W1, self.gen_W2, self.gen_W3, self.gen_W4 = gen_vars
+
+
+class AveragedGenerator:
+    """model's generator with the averaged weights (the same variables, not copies), for
+    measuring the average during training. A plain object: DCGAN.generate reads only these
+    attributes, and a copy of the tf.Module would share its checkpoint bookkeeping."""
+
+    def __init__(self, model, averages):
+        for name in ("dim_z", "dim_y", "dim_W2", "dim_W3", "dim_channel"):
+            setattr(self, name, getattr(model, name))
+        self.gen_W1, self.gen_W2, self.gen_W3, self.gen_W4 = (averages.gen_W1, averages.gen_W2, averages.gen_W3,
+                                                              averages.gen_W4)
+
+    generate = DCGAN.generate
+    samples_generator = DCGAN.samples_generator
+
+
+def make_checkpoint(model, d_optimizer=None, g_optimizer=None, noise_rng=None, averages=None):
+    """Everything that decides the rest of a run: weights, both Adams, the noise generator's
+    state, the counters and the averaged generator. The shuffle is a function of (seed, epoch),
+    so it needs no state."""
+    parts = dict(model=model, iteration=tf.Variable(0, dtype=tf.int64), epoch=tf.Variable(0, dtype=tf.int64))
+    if d_optimizer is not None:
+        parts.update(d_optimizer=d_optimizer, g_optimizer=g_optimizer, noise_rng=noise_rng)
+    if averages is not None:
+        parts.update(ema=averages)
+    return tf.train.Checkpoint(**parts)
+
+
+def has_average(path):
+    """True when checkpoint `path` holds an averaged generator (a run with --ema-decay above 0)."""
+    return any(name.startswith("ema/") for name, _ in tf.train.list_variables(path))
+
+
+def restore_model(checkpoint_dir, checkpoint=None, weights=None):
+    """The generator a run left, for generate, evaluate and export: (model, Config, checkpoint
+    path, what was drawn from: "average" or "trained"). weights None: the averaged generator
+    when the checkpoint has one, else the trained weights."""
+    cfg, _ = read_run(checkpoint_dir)
+    path = checkpoint or tf.train.latest_checkpoint(checkpoint_dir)
+    if cfg is None or path is None:
+        raise RunError(f"no checkpoint in {checkpoint_dir}: train first (python -m dcgan_mnist.train "
+                       f"--checkpoint-dir {checkpoint_dir}) or pass --checkpoint-dir of a run")
+    model = DCGAN(**cfg.model_kwargs(), seed=0)
+    try:
+        average = has_average(path)
+        if weights == "average" and not average:
+            raise RunError(f"{path}: holds no averaged generator (trained with --ema-decay 0); "
+                           f"use --weights trained")
+        drawn = "average" if average and weights != "trained" else "trained"
+        if drawn == "average":  # the averages go straight into the model's gen_W1 .. gen_W4
+            tf.train.Checkpoint(ema=Averages(model.gen_vars)).restore(path).expect_partial()
+        else:
+            make_checkpoint(model).restore(path).expect_partial()
+    except (tf.errors.OpError, ValueError) as e:
+        raise RunError(f"{path}: cannot restore checkpoint ({e.__class__.__name__})") from None
+    return model, cfg, path, drawn
+
+
+def describe(drawn):
+    return {"average": "averaged generator", "trained": "trained weights"}[drawn]
+
+
+# ---------------------------------------------------------------- writing checkpoints safely
 
 def probe_writable(path, flag):
     """Check that folder `path` exists or can be created, and takes a file, without creating it
@@ -133,6 +233,8 @@ def check_losses(iteration, losses, last_good):
                                   f"diverged and stopped without saving; {_last(last_good)}")
 
 
+
+
 def save(manager, ckpt, iteration, last_good):
     """Write checkpoint ckpt-ITERATION, only with finite weights, and return its path. A failed
     write (disk full) stops the run; the previous checkpoint stays the latest."""
@@ -149,27 +251,3 @@ def save(manager, ckpt, iteration, last_good):
 
 def _last(path):
     return f"the last good checkpoint is {path}" if path else "no checkpoint was written yet"
-
-
-class StopSignals:
-    """SIGINT / SIGTERM set `received` (the signal's name) instead of killing the process, so the
-    loop can finish its iteration and write a checkpoint. A second signal acts as usual."""
-
-    def __init__(self):
-        self.received = None
-        self._old = {}
-
-    def _handle(self, signum, frame):
-        self.received = signal.Signals(signum).name
-        for s, old in self._old.items():  # a second Ctrl-C is not ignored
-            signal.signal(s, old)
-
-    def __enter__(self):
-        for s in (signal.SIGINT, signal.SIGTERM):
-            self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for s, old in self._old.items():
-            signal.signal(s, old)
-        return False
