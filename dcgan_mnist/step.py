@@ -137,6 +137,16 @@ def adam_optimizers(learning_rate, beta1, *var_lists):
     return optimizers
 
 
+def moving_average(decay, gen_vars, g_optimizer):
+    """The averaged generator (not upstream's): tf.train.ExponentialMovingAverage of G's weights,
+    its decay capped by (1 + t) / (10 + t) after t G updates (num_updates: G's Adam step count).
+    apply() here makes the averages, equal to the weights; make_train_steps updates them after
+    every G iteration. Call under the strategy's scope, so they are mirrored like the weights."""
+    ema = tf.train.ExponentialMovingAverage(decay, num_updates=g_optimizer.iterations)
+    ema.apply(gen_vars)
+    return ema
+
+
 FUSED_ADAM_NEEDS = ("_momentums", "_velocities", "_get_variable_index")  # a built Keras 3 Adam's
 
 

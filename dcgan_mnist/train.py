@@ -23,7 +23,7 @@ from dcgan_mnist.grid import save_progress_gif, save_visualization
 from dcgan_mnist.model import DCGAN
 from dcgan_mnist.monitor import Monitor
 from dcgan_mnist.rundir import RunError, TrainingStopped
-from dcgan_mnist.step import adam_optimizers, make_train_steps
+from dcgan_mnist.step import adam_optimizers, make_train_steps, moving_average
 
 # ---------------------------------------------------------------- the loop
 
@@ -106,13 +106,8 @@ def train(cfg, argv=(), stop=None):
     with strategy.scope():  # weights and Adam slots mirrored on every replica
         model = DCGAN(**cfg.model_kwargs(), seed=cfg.seed)
         d_optimizer, g_optimizer = adam_optimizers(cfg.learning_rate, cfg.beta1, model.discrim_vars, model.gen_vars)
-        # The averaged generator (not upstream's; mirrored like the weights). The first apply()
-        # makes the averages, equal to the weights; every G iteration then updates them (step.py).
-        ema = averages = None
-        if cfg.ema_decay:
-            ema = tf.train.ExponentialMovingAverage(cfg.ema_decay, num_updates=g_optimizer.iterations)
-            ema.apply(model.gen_vars)
-            averages = rundir.Averages([ema.average(v) for v in model.gen_vars])
+        ema = moving_average(cfg.ema_decay, model.gen_vars, g_optimizer) if cfg.ema_decay else None
+        averages = rundir.Averages([ema.average(v) for v in model.gen_vars]) if ema else None
     noise_rng = tf.random.Generator.from_seed(cfg.seed).split(1)[0]  # outside the scope: one global Z
     # Sample quality during training, on the chief; made before anything is written (it checks the
     # held-out set).

@@ -10,10 +10,11 @@ Measures, each case in its own process (so peak RSS is its own), after warm-up i
                   with the project's TensorFlow settings (oneDNN on)
   upstream_stock  the same under TensorFlow's stock settings for this CPU (oneDNN off unless
                   the CPU has AVX-512 VNNI/BF16 or AMX): upstream as its own users run it here
-and, with --levers, the levers measured for README's Speed section (thinned log, plain
-model.build_model step, whole-step XLA, Keras's unfused Adam, no stacked D, oneDNN off, thread
-settings). Also a large float32 matmul (the machine's rate) and the peak RSS of a 100-iteration
-training run on 60,000 images (Fashion-MNIST's training set), checkpoint included.
+and, with --levers, the levers measured for docs/speed.md (thinned log, plain
+model.build_model step, whole-step XLA, Keras's unfused Adam, no stacked D, no averaged
+generator, oneDNN off, thread settings). Every project case but no_ema keeps the averaged
+generator, as train.py does by default. Also a large float32 matmul (the machine's rate) and the
+peak RSS of a 100-iteration training run on 60,000 images (Fashion-MNIST's training set), checkpoint included.
 
 Prints s/iteration (wall clock over D-and-G pairs: median, min, max; and CPU seconds), images/s, GFLOP/s from the
 counted FLOPs (`--flops` prints the count), share of the matmul rate, speed-up over upstream
@@ -156,6 +157,8 @@ def case_project(name, batch):
         kw = dict(fused_update=False)
     elif name == "no_stack":
         kw = dict(forwards=[lambda Z, Y, x: step.build_model(model, Z, Y, x, stack=False)] * 2)
+    if name != "no_ema":  # train.py keeps the averaged generator by default (--ema-decay)
+        kw["ema"] = step.moving_average(cfg.ema_decay, model.gen_vars, opts[1])
     d_step, g_step, g_step_unprinted = step.make_train_steps(model, *opts, noise_rng, cfg.precision, **kw)
     thinned = name == "thinned"  # as with a large --log-every: nothing read, no D(real) in G iterations
     if thinned:
@@ -332,7 +335,7 @@ def main(argv=None):
     p.add_argument("--cases", default="default,bf16,upstream,upstream_stock",
                    help="comma-separated (default: %(default)s)")
     p.add_argument("--levers", action="store_true",
-                   help="also time thinned, plain, xla, unfused_adam, no_stack, onednn_off and default with "
+                   help="also time thinned, plain, xla, unfused_adam, no_stack, no_ema, onednn_off and default with "
                         "threads 1,1 / 2,2 / 2,1")
     p.add_argument("--threads", help="intra,inter op threads for every case, e.g. 2,1 (default: TF's)")
     p.add_argument("--no-rss-run", action="store_true", help="skip the 60,000-image training run")
@@ -353,7 +356,7 @@ def main(argv=None):
 
     cases = args.cases.split(",")
     if args.levers:
-        cases += ["thinned", "plain", "xla", "unfused_adam", "no_stack", "onednn_off",
+        cases += ["thinned", "plain", "xla", "unfused_adam", "no_stack", "no_ema", "onednn_off",
                   "default@1,1", "default@2,2", "default@2,1"]
     load_before = os.getloadavg()
     results = {}
