@@ -5,7 +5,7 @@ import sys
 
 # TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX-512 VNNI/BF16 or AMX;
 # elsewhere (AVX2 only, as on the 2-core machines this was measured on) convs run on Eigen's
-# generic kernels, 1.3 to 1.5x slower per training iteration (README, Speed). Set before TensorFlow
+# generic kernels, 1.3 to 1.5x slower per training iteration (docs/speed.md). Set before TensorFlow
 # loads; TF_ENABLE_ONEDNN_OPTS=0 in the environment still turns them off.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
@@ -13,7 +13,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 # glibc raises its mmap threshold whenever a large block is freed, after which large temporaries
 # (decompressed data, graph tracing) stay in the heap instead of going back to the system;
 # fixing it at its 128 KiB default lowers the peak RSS of a 60,000-image run by about 30 MB
-# (README, Speed). Not with TensorFlow's stock allocator (oneDNN off), which takes every tensor
+# (docs/speed.md). Not with TensorFlow's stock allocator (oneDNN off), which takes every tensor
 # from malloc: there the fixed threshold costs a page fault per large tensor (8 s of system time
 # in 24 measured). M_MMAP_THRESHOLD is -3 in glibc's malloc.h; elsewhere this does nothing.
 _onednn_pool = os.environ["TF_ENABLE_ONEDNN_OPTS"].lower() in ("1", "true")

@@ -65,7 +65,7 @@ class Config:
     force_new: bool = _f(False, "start a new run even if --checkpoint-dir holds one: its checkpoints are "
                                 "moved aside to CHECKPOINT_DIR.old-TIMESTAMP, never deleted")
     verbose: bool = _f(False, "show TensorFlow's own start-up messages")
-    # Scaling out and watching a run (README: "Several GPUs or hosts, TensorBoard, export").
+    # Scaling out and watching a run (README: "More ways to run"; docs/distributed.md).
     strategy: str = _f("auto", "devices to train on: one, mirrored (every local GPU), multiworker (hosts "
                                "named by TF_CONFIG); auto: multiworker if TF_CONFIG is set, mirrored if "
                                "several GPUs are visible, else one", choices=("auto", "one", "mirrored", "multiworker"))
@@ -83,7 +83,7 @@ class Config:
     eval_n_per_label: int = _f(1000, "images generated per label for each quality measurement")
     precision: str = _f("float32", "compute dtype of the training step; bf16: bfloat16 convs and matmuls, "
                                    "float32 weights, Adam state and costs (fast only on CPUs with bf16 "
-                                   "instructions, see README Speed)", choices=("float32", "bf16"))
+                                   "instructions, see docs/speed.md)", choices=("float32", "bf16"))
 
     # ---- derived and checked ----
     def model_kwargs(self):

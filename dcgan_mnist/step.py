@@ -25,7 +25,7 @@ upstream's names and shapes, so checkpoints are the same. What changes is how:
    variables cast at use, so weights and Adam's state stay float32; batchnorm statistics,
    sigmoids and costs in float32.
 TensorFlow's oneDNN kernels are switched on in dcgan_mnist/__init__.py.
-Measurements and the FLOP count: README, section Speed; scripts/benchmark.py.
+Measurements and the FLOP count: docs/speed.md; scripts/benchmark.py.
 """
 import keras
 import tensorflow as tf

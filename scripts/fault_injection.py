@@ -12,7 +12,7 @@ that kills also land inside checkpoint writes; the script counts the kills that 
 checkpoint's files without its record, or its temporary folder (killed mid-write).
 
 Data: --train-images/--train-labels, else 80 random 28 x 28 images written to a temporary folder.
-Prints one line per kill and a summary table (README, section Reliability).
+Prints one line per kill and a summary table (docs/reliability.md).
 """
 import argparse
 import os
