@@ -3,22 +3,44 @@
 Loads a trained generator from a checkpoint folder (its model settings and quirks mode come from
 the run's own record, run.json) and draws n_per_label samples for every requested label: a grid
 with one row per label (--out) and/or the images and labels as arrays (--npz).
+
+--interpolate draws a walk per row instead, one column per step (and, with --gif, one frame per step):
+  classes  each row keeps one noise vector while its label moves from one digit to another through
+           the soft labels (1 - t) e_a + t e_b (--pairs 07,18,36);
+  latent   each row keeps one label (--labels) while its noise moves in a straight line between two draws.
 """
 import sys
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from dcgan_mnist.config import OneLineErrorParser, add_checkpoint_arguments, check_sampling_arguments
 from dcgan_mnist.files import atomic_write
-from dcgan_mnist.grid import save_visualization
+from dcgan_mnist.grid import make_grid, save_image_atomic, save_visualization
 from dcgan_mnist.rundir import RunError, describe, restore_model
+
+MODES = ("classes", "latent")
+DEFAULTS = dict(labels="0123456789", n_per_label=10, pairs="07,18,36", steps=10)
+CONTEXT = 500  # ordinary draws in the batch of every interpolation grid (draw_walks), as many as evaluate's batches
 
 
 def parse_labels(text, dim_y=10):
     if not text or not text.isdigit() or any(int(c) >= dim_y for c in text):
         raise ValueError(f"--labels {text!r}: give digits 0 to {dim_y - 1}, e.g. 0123456789 or 7714")
     return [int(c) for c in text]
+
+
+def parse_pairs(text, dim_y=10):
+    pairs = text.split(",")
+    if not all(len(p) == 2 and p.isdigit() and p[0] != p[1] and int(max(p)) < dim_y for p in pairs):
+        raise ValueError(f"--pairs {text!r}: give comma-separated pairs of two different digits 0 to {dim_y - 1}, "
+                         f"e.g. 07,18,36")
+    return [(int(p[0]), int(p[1])) for p in pairs]
+
+
+def to_pixels(images):
+    return np.round(images[..., 0] * 255.0).astype(np.uint8)
 
 
 def generate(model, labels, n_per_label, seed):
@@ -28,25 +50,114 @@ def generate(model, labels, n_per_label, seed):
     rng = np.random.default_rng(seed)
     Z = rng.uniform(-1, 1, size=(len(y), model.dim_z)).astype(np.float32)
     images = model.samples_generator(tf.constant(Z), tf.one_hot(y, model.dim_y)).numpy()
-    pixels = np.round(images[..., 0] * 255.0).astype(np.uint8)
-    return pixels, y
+    return to_pixels(images), y
+
+
+def draw_walks(model, Z, Y, seed):
+    """Noise [rows, steps, dim_z] and labels [rows, steps, dim_y] -> uint8 images [rows, steps, 28, 28].
+    Batchnorm normalises by the statistics of the batch, so the grid is drawn in one batch with
+    CONTEXT ordinary draws (labels 0 to 9 in turn), whose images are dropped. Alone, a grid of a
+    few cells, or of rows that share one noise vector, is a batch unlike any in training: it draws
+    smudges, and every row would change with the others."""
+    cells = Z.shape[0] * Z.shape[1]
+    # A stream of its own: the same context for any grid drawn with this seed.
+    context_z = np.random.default_rng([seed, 1]).uniform(-1, 1, size=(CONTEXT, model.dim_z)).astype(np.float32)
+    context_y = np.eye(model.dim_y)[np.arange(CONTEXT) % model.dim_y]
+    images = model.samples_generator(tf.constant(np.concatenate([Z.reshape(cells, -1), context_z]), tf.float32),
+                                     tf.constant(np.concatenate([Y.reshape(cells, -1), context_y]), tf.float32))
+    return to_pixels(images[:cells].numpy()).reshape(*Z.shape[:2], *images.shape[1:3])
+
+
+def fractions(steps):
+    # linspace makes the ends exactly 0 and 1: a walk's first and last cells are plain draws of its two ends.
+    return np.linspace(0.0, 1.0, steps)[None, :, None]
+
+
+def class_interpolation(model, pairs, steps, seed):
+    """uint8 [len(pairs), steps, 28, 28]: row i keeps one noise vector while its label goes from
+    pairs[i][0] to pairs[i][1] through (1 - t) e_a + t e_b, t from 0 to 1 in even steps."""
+    rng = np.random.default_rng(seed)
+    z = rng.uniform(-1, 1, size=(len(pairs), 1, model.dim_z)).astype(np.float32)
+    one_hot = np.eye(model.dim_y)
+    a, b = (one_hot[list(ends)][:, None, :] for ends in zip(*pairs))
+    t = fractions(steps)
+    return draw_walks(model, np.repeat(z, steps, axis=1), (1 - t) * a + t * b, seed)
+
+
+def latent_interpolation(model, labels, steps, seed):
+    """uint8 [len(labels), steps, 28, 28]: row i keeps label labels[i] while its noise goes in a
+    straight line from one draw of U(-1, 1) to another. Straight, not spherical: the training noise
+    fills the cube [-1, 1]^dim_z and a straight line between two of its points stays inside it, while
+    a spherical path keeps the norm but leaves the cube (its midpoint goes past 1 in some
+    components), into noise the generator never saw."""
+    rng = np.random.default_rng(seed)
+    z0, z1 = rng.uniform(-1, 1, size=(2, len(labels), 1, model.dim_z)).astype(np.float32)
+    t = fractions(steps)
+    y = np.eye(model.dim_y)[labels][:, None, :]
+    return draw_walks(model, (1 - t) * z0 + t * z1, np.repeat(y, steps, axis=1), seed)
+
+
+def save_gif(walks, path, frame_ms=200, end_ms=1000):
+    """One frame per step: step t of every row side by side. The ends are held so they can be read.
+    (Pillow merges two identical consecutive frames into one, holding it longer.)"""
+    steps = walks.shape[1]
+    frames = [Image.fromarray(make_grid(walks[:, t] / 255.0, (1, len(walks)))[..., 0]) for t in range(steps)]
+    durations = [end_ms] + [frame_ms] * (steps - 2) + [end_ms]
+    save_image_atomic(frames[0], path, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+
+
+def refuse_other_modes(parser, args):
+    """A flag of another mode is an error, not ignored: whoever typed it expected it to act."""
+    mode = args.interpolate
+    rules = [("--n-per-label", args.n_per_label, mode is None, "only without --interpolate (--steps sets a row)"),
+             ("--npz", args.npz, mode is None, "only without --interpolate"),
+             ("--steps", args.steps, mode is not None, "only with --interpolate"),
+             ("--gif", args.gif, mode is not None, "only with --interpolate"),
+             ("--pairs", args.pairs, mode == "classes", "only with --interpolate classes"),
+             ("--labels", args.labels, mode != "classes", "not with --interpolate classes (its rows are --pairs)")]
+    for flag, value, allowed, why in rules:
+        if value is not None and not allowed:
+            parser.error(f"{flag} {value}: {why}")
 
 
 def main(argv=None):
     p = OneLineErrorParser(prog="python -m dcgan_mnist.generate", description=__doc__.splitlines()[0])
     add_checkpoint_arguments(p)
-    p.add_argument("--labels", default="0123456789", help="digits to draw, repeats allowed (default: %(default)s)")
-    p.add_argument("--n-per-label", type=int, default=10, help="samples per requested label (default: %(default)s)")
+    # Defaults are filled in after refuse_other_modes, which needs to know what was typed.
+    p.add_argument("--labels", help="digits to draw, repeats allowed; with --interpolate latent, one row "
+                                    f"each (default: {DEFAULTS['labels']})")
+    p.add_argument("--n-per-label", type=int, help=f"samples per requested label (default: {DEFAULTS['n_per_label']})")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default: %(default)s)")
-    p.add_argument("--out", help="grid image to write, one row per label (.png or .jpg); "
-                                 "default generated.png unless --npz is given")
+    p.add_argument("--out", help="grid image to write, one row per label (.png or .jpg); default generated.png "
+                                 "unless --npz is given (with --interpolate: MODE-interpolation.png unless --gif is)")
     p.add_argument("--npz", help="write images (uint8 [N, 28, 28]) and labels (int [N]) to this .npz")
+    p.add_argument("--interpolate", choices=MODES, help="draw walks, one per row, one column per step: "
+                                                       "between two labels (classes) or two noise draws (latent)")
+    p.add_argument("--pairs", help="with --interpolate classes: comma-separated digit pairs, one row each, "
+                                   f"from the first digit to the second (default: {DEFAULTS['pairs']})")
+    p.add_argument("--steps", type=int, help=f"with --interpolate: columns per row, ends included "
+                                             f"(default: {DEFAULTS['steps']})")
+    p.add_argument("--gif", help="with --interpolate: also write an animated GIF, one frame per step")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up messages")
     args = p.parse_args(argv)
-    out = args.out if args.out or args.npz else "generated.png"
-    check_sampling_arguments(p, args, [("--out", out), ("--npz", args.npz)])
+    refuse_other_modes(p, args)
+    for name, value in DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.interpolate:
+        out = args.out if args.out or args.gif else f"{args.interpolate}-interpolation.png"
+        outputs = [("--out", out), ("--gif", args.gif)]
+    else:
+        out = args.out if args.out or args.npz else "generated.png"
+        outputs = [("--out", out), ("--npz", args.npz)]
+    check_sampling_arguments(p, args, outputs)
+    if args.steps < 2:
+        p.error(f"--steps {args.steps}: must be at least 2 (the two ends)")
+    if args.gif and not args.gif.lower().endswith(".gif"):
+        p.error(f"--gif {args.gif}: must end in .gif")
     try:
         labels = parse_labels(args.labels)
+        pairs = parse_pairs(args.pairs)
     except ValueError as e:
         p.error(str(e))
     try:
@@ -54,17 +165,30 @@ def main(argv=None):
     except RunError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    source = f"from {ckpt_path} ({describe(drawn)})"
+    if args.interpolate:
+        if args.interpolate == "classes":
+            walks, rows = class_interpolation(model, pairs, args.steps, args.seed), f"pairs {args.pairs}"
+        else:
+            walks, rows = latent_interpolation(model, labels, args.steps, args.seed), f"labels {args.labels}"
+        what = f"{args.interpolate} interpolation of {rows} (one row each), {args.steps} steps"
+        if out:
+            save_visualization(walks.reshape(-1, *walks.shape[2:]) / 255.0, walks.shape[:2], out)
+            print(f"wrote {out}: {what} {source}")
+        if args.gif:
+            save_gif(walks, args.gif)
+            print(f"wrote {args.gif}: {what}, one frame per step {source}")
+        return 0
     images, y = generate(model, labels, args.n_per_label, args.seed)
     if out:
         # Upstream's washed-out (x + 1) / 2 belongs to its training grids only: digits drawn on
         # demand are shown as they are, whatever mode the run was trained in.
         save_visualization(images[..., None] / 255.0, (len(labels), args.n_per_label), out)
-        print(f"wrote {out}: {len(labels)} rows ({args.labels}) x {args.n_per_label} from {ckpt_path} "
-              f"({describe(drawn)})")
+        print(f"wrote {out}: {len(labels)} rows ({args.labels}) x {args.n_per_label} {source}")
     if args.npz:
         with atomic_write(args.npz) as f:
             np.savez(f, images=images, labels=y)
-        print(f"wrote {args.npz}: images {images.shape} uint8, labels {y.shape} from {ckpt_path} ({describe(drawn)})")
+        print(f"wrote {args.npz}: images {images.shape} uint8, labels {y.shape} {source}")
     return 0
 
 

@@ -1,8 +1,11 @@
 """Digits on demand from a checkpoint the test made."""
 import numpy as np
+import pytest
+import tensorflow as tf
 from PIL import Image
 
-from conftest import SMALL_FLAGS, run_cli
+from conftest import SMALL_FLAGS, run_cli, write_random_pair
+from dcgan_mnist import generate, rundir
 
 
 def test_generate_writes_npz_and_grid(tmp_path, tiny_idx):
@@ -34,3 +37,133 @@ def test_generate_errors(tmp_path):
     r = run_cli("generate", "--labels", "1a", cwd=tmp_path)
     assert r.returncode == 2 and "--labels '1a'" in r.stderr
     assert not list(tmp_path.glob("*.png"))
+
+
+# ---------------------------------------------------------------- --interpolate
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A tiny trained run (with an averaged generator, the default) in a folder of its own."""
+    folder = tmp_path_factory.mktemp("interpolate")
+    r = run_cli("train", *write_random_pair(folder, seed=2), "--valid-size", "0", "--batch-size", "8",
+                "--max-iterations", "2", "--seed", "1", *SMALL_FLAGS, cwd=folder)
+    assert r.returncode == 0, r.stderr
+    return folder
+
+
+def call(capsys, *argv):
+    """generate.main in this process: (exit status, stdout, stderr)."""
+    try:
+        code = generate.main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def cells(path, rows, cols):
+    """A grid image's cells as uint8 [rows, cols, 28, 28], after checking its size."""
+    grid = np.asarray(Image.open(path))[..., 0]
+    assert grid.shape == (rows * 28, cols * 28)
+    return grid.reshape(rows, 28, cols, 28).transpose(0, 2, 1, 3)
+
+
+def draw(model, Z, Y, seed):
+    """The model's own images for noise Z and labels Y, as uint8 [B, 28, 28]: one batch with the
+    interpolation's context, generate.CONTEXT draws of labels 0 to 9 in turn, noise of [seed, 1]."""
+    context_z = np.random.default_rng([seed, 1]).uniform(-1, 1, size=(generate.CONTEXT, model.dim_z))
+    context_y = np.eye(10)[np.arange(generate.CONTEXT) % 10]
+    images = model.samples_generator(tf.constant(np.concatenate([Z, context_z]), tf.float32),
+                                     tf.constant(np.concatenate([Y, context_y]), tf.float32)).numpy()
+    return np.round(images[:len(Z), ..., 0] * 255.0).astype(np.uint8)
+
+
+def test_class_interpolation_grid_gif_and_its_ends_are_plain_draws_of_the_two_digits(run, capsys):
+    r = run_cli("generate", "--interpolate", "classes", "--pairs", "07,18,36", "--steps", "6", "--seed", "5",
+                "--out", "classes.png", "--gif", "classes.gif", cwd=run)
+    assert r.returncode == 0, r.stderr
+    assert "wrote classes.png: classes interpolation of pairs 07,18,36 (one row each), 6 steps" in r.stdout
+    assert "(averaged generator)" in r.stdout and "wrote classes.gif" in r.stdout
+    grid = cells(run / "classes.png", 3, 6)  # rows = pairs, columns = steps, 28 px cells
+
+    # The same cells from the model itself: row i keeps noise vector i of the seed; its ends are
+    # given as plain one-hot labels (as generate draws them), the steps between as soft labels.
+    # One batch of the same composition, so batchnorm sees the same statistics and the grid is
+    # reproduced bit for bit.
+    model, _, _, drawn = rundir.restore_model(str(run / "checkpoints"))
+    assert drawn == "average"
+    z = np.random.default_rng(5).uniform(-1, 1, size=(3, model.dim_z)).astype(np.float32)
+    e = np.eye(10)
+    Z, Y = [], []
+    for row, (a, b) in enumerate([(0, 7), (1, 8), (3, 6)]):
+        for t in np.linspace(0, 1, 6):
+            Z.append(z[row])
+            Y.append(e[a] if t == 0 else e[b] if t == 1 else (1 - t) * e[a] + t * e[b])
+    np.testing.assert_array_equal(grid, draw(model, np.array(Z), np.array(Y), 5).reshape(3, 6, 28, 28))
+    assert not np.array_equal(grid[:, 0], grid[:, -1])  # the label does move the digits
+
+    with Image.open(run / "classes.gif") as gif:
+        assert gif.n_frames == 6  # one frame per step
+        for t in range(6):
+            gif.seek(t)
+            frame = np.asarray(gif.convert("L"))
+            assert frame.shape == (28, 3 * 28)  # step t of every row, side by side
+            np.testing.assert_array_equal(frame.reshape(28, 3, 28).transpose(1, 0, 2), grid[:, t])
+
+
+def test_latent_interpolation_moves_the_noise_between_two_draws_with_the_label_fixed(run, capsys):
+    code, out, err = call(capsys, "--checkpoint-dir", run / "checkpoints", "--interpolate", "latent",
+                          "--labels", "4", "--steps", "3", "--seed", "2", "--weights", "trained",
+                          "--out", run / "latent.png")
+    assert code == 0, err
+    assert "latent interpolation of labels 4 (one row each), 3 steps" in out and "(trained weights)" in out
+    grid = cells(run / "latent.png", 1, 3)
+    model, _, _, _ = rundir.restore_model(str(run / "checkpoints"), weights="trained")
+    z0, z1 = np.random.default_rng(2).uniform(-1, 1, size=(2, 1, model.dim_z)).astype(np.float32)
+    midpoint = (z0.astype(np.float64) + z1) / 2  # exact in float64, as the interpolation's own mix is
+    want = draw(model, np.concatenate([z0, midpoint, z1]), np.eye(10)[[4, 4, 4]], 2)
+    np.testing.assert_array_equal(grid[0], want)
+
+
+def test_a_row_hardly_depends_on_the_other_rows(run):
+    # The context (generate.CONTEXT ordinary draws) sets the batch's statistics: 12 cells more move
+    # them by about 2%. Measured on this run: at most 1 grey level apart; without the context, where
+    # the row's 6 cells alone are the whole batch, 32.
+    model, _, _, _ = rundir.restore_model(str(run / "checkpoints"))
+    alone = generate.class_interpolation(model, [(0, 7)], 6, seed=3)
+    among = generate.class_interpolation(model, [(0, 7), (1, 8), (3, 6)], 6, seed=3)
+    assert np.abs(alone[0].astype(int) - among[0]).max() <= 2
+
+
+def test_latent_interpolation_defaults_to_every_digit_and_ten_steps(run, capsys, monkeypatch):
+    monkeypatch.chdir(run)
+    code, out, err = call(capsys, "--interpolate", "latent")
+    assert code == 0, err
+    assert out.startswith("wrote latent-interpolation.png: latent interpolation of labels 0123456789 (one row each), "
+                          "10 steps")
+    cells(run / "latent-interpolation.png", 10, 10)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--interpolate", "classes", "--pairs", "77"], "--pairs '77': give comma-separated pairs of two different"),
+    (["--interpolate", "classes", "--pairs", "07,1"], "--pairs '07,1': give"),
+    (["--interpolate", "classes", "--pairs", "0a"], "--pairs '0a': give"),
+    (["--interpolate", "classes", "--steps", "1"], "--steps 1: must be at least 2"),
+    (["--interpolate", "latent", "--labels", "x"], "--labels 'x': give digits"),
+    (["--interpolate", "latent", "--pairs", "07"], "--pairs 07: only with --interpolate classes"),
+    (["--interpolate", "classes", "--labels", "01"], "--labels 01: not with --interpolate classes"),
+    (["--interpolate", "latent", "--n-per-label", "3"], "--n-per-label 3: only without --interpolate"),
+    (["--interpolate", "latent", "--npz", "x.npz"], "--npz x.npz: only without --interpolate"),
+    (["--steps", "4"], "--steps 4: only with --interpolate"),
+    (["--gif", "x.gif"], "--gif x.gif: only with --interpolate"),
+    (["--interpolate", "latent", "--gif", "x.png"], "--gif x.png: must end in .gif"),
+    (["--interpolate", "latent", "--out", "none/x.png"], "--out none/x.png: folder none does not exist"),
+    (["--interpolate", "classes", "--gif", "none/x.gif"], "--gif none/x.gif: folder none does not exist"),
+    (["--interpolate", "sideways"], "argument --interpolate: invalid choice: 'sideways'"),
+])
+def test_interpolation_flags_are_checked_before_anything_is_written(run, capsys, monkeypatch, flags, message):
+    monkeypatch.chdir(run)
+    before = sorted(p.name for p in run.iterdir())
+    code, out, err = call(capsys, *flags)
+    assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert sorted(p.name for p in run.iterdir()) == before

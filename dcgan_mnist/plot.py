@@ -1,0 +1,144 @@
+"""Sample quality against iteration: `python -m dcgan_mnist.plot --checkpoint-dir checkpoints`.
+
+Draws the figures a run measured while training (--eval-every N / --eval-every-epoch append them to
+CHECKPOINT_DIR/metrics.jsonl) as three panels, label agreement, classifier score and Frechet
+distance, against iteration: the trained weights and, when the run kept one, the averaged
+generator. The held-out real reference is not in metrics.jsonl: --real takes it from the JSON that
+`python -m dcgan_mnist.evaluate --out FILE` writes, drawn as a dashed line in each panel.
+"""
+import json
+import os
+import sys
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from dcgan_mnist.config import Config, OneLineErrorParser
+from dcgan_mnist.evaluate import METRICS_FILE
+from dcgan_mnist.files import atomic_write
+
+FIGURES = (("label_agreement", "label agreement (higher is better)"),
+           ("classifier_score", "classifier score (out of 10, higher is better)"),
+           ("frechet_distance", "Frechet distance (lower is better, log scale)"))
+# The distance falls a hundredfold in a run: on a linear scale the part where the generators
+# approach the real reference, and differ, is a flat line at the bottom.
+LOG_SCALE = ("frechet_distance",)
+SIZE = (12.0, 3.6)  # inches, at DPI: a 1200 x 360 picture
+DPI = 100
+
+
+class PlotError(ValueError):
+    """A metrics or --real file that cannot be drawn: exit status 2."""
+
+
+def is_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def check_figures(record, where):
+    bad = [name for name, _ in FIGURES if not is_number(record.get(name))]
+    if bad:
+        raise PlotError(f"{where}: {bad[0]} is missing or not a number")
+
+
+def read_metrics(path):
+    """The measurements of metrics.jsonl, one per iteration, in order of iteration."""
+    how = "train with --eval-every N or --eval-every-epoch to measure quality"
+    if not os.path.isfile(path):
+        raise PlotError(f"{path}: no such file ({how})")
+    records = []
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path} line {number}"
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise PlotError(f"{where}: not JSON") from None
+            if not isinstance(record, dict) or not is_number(record.get("iteration")):
+                raise PlotError(f"{where}: not a measurement (no iteration)")
+            check_figures(record, where)
+            if "average" in record:
+                if not isinstance(record["average"], dict):
+                    raise PlotError(f"{where}: average is not an object")
+                check_figures(record["average"], f"{where}, average")
+            records.append(record)
+    if not records:
+        raise PlotError(f"{path}: no measurements ({how})")
+    # A resumed run measures again the iterations after its checkpoint: the later line is kept.
+    return sorted({r["iteration"]: r for r in records}.values(), key=lambda r: r["iteration"])
+
+
+def read_real(path):
+    """The held-out real figures of an evaluate --out file."""
+    try:
+        with open(path) as f:
+            real = json.load(f).get("real")
+    except OSError as e:
+        raise PlotError(f"--real {path}: {e.strerror or e}") from None
+    except (ValueError, AttributeError):
+        real = None
+    if not isinstance(real, dict):
+        raise PlotError(f"--real {path}: not a file of python -m dcgan_mnist.evaluate --out (no \"real\" figures)")
+    check_figures(real, f"--real {path}")
+    return real
+
+
+def draw(records, real, title):
+    fig = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    fig.suptitle(title)
+    iterations = [r["iteration"] for r in records]
+    averaged = [r for r in records if "average" in r]
+    for ax, (name, label) in zip(fig.subplots(1, len(FIGURES)), FIGURES):
+        ax.plot(iterations, [r[name] for r in records], marker=".", label="trained weights")
+        if averaged:
+            ax.plot([r["iteration"] for r in averaged], [r["average"][name] for r in averaged], marker=".",
+                    label="averaged generator")
+        if real is not None:
+            ax.axhline(real[name], color="gray", linestyle="--", label="held-out real")
+        if name in LOG_SCALE:
+            ax.set_yscale("log")
+        ax.set_title(label, fontsize="medium")
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+    fig.axes[0].legend(fontsize="small")
+    return fig
+
+
+def main(argv=None):
+    p = OneLineErrorParser(prog="python -m dcgan_mnist.plot", description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint-dir", default=Config.checkpoint_dir,
+                   help=f"the run's checkpoint folder, holding {METRICS_FILE} (default: %(default)s)")
+    p.add_argument("--out", default="quality.png", help="picture to write, .png (default: %(default)s)")
+    p.add_argument("--real", help="an evaluate --out JSON file: draw its held-out real figures as a reference line")
+    p.add_argument("--title", help="the picture's title (default: sample quality during training: CHECKPOINT_DIR)")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up messages")
+    args = p.parse_args(argv)
+    if not args.out.lower().endswith(".png"):
+        p.error(f"--out {args.out}: must end in .png")
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):
+        p.error(f"--out {args.out}: folder {os.path.dirname(args.out)} does not exist")
+    path = os.path.join(args.checkpoint_dir, METRICS_FILE)
+    try:
+        records = read_metrics(path)
+        real = read_real(args.real) if args.real else None
+    except PlotError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    fig = draw(records, real, args.title or f"sample quality during training: {args.checkpoint_dir}")
+    with atomic_write(args.out) as f:
+        fig.savefig(f, format="png")
+    averaged = "and the averaged generator" if any("average" in r for r in records) else "only (no averaged generator)"
+    n = len(records)
+    print(f"wrote {args.out}: {n} measurement{'s' * (n != 1)}, iterations {records[0]['iteration']} to "
+          f"{records[-1]['iteration']}, of the trained weights {averaged}, from {path}")
+    if real is None:
+        print("no held-out real line: pass --real FILE, written by python -m dcgan_mnist.evaluate --out FILE")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
