@@ -34,3 +34,19 @@ def test_upstream_quirks_wash_out_to_half_grey():
     black = np.zeros((4, 28, 28, 1), np.float32)
     assert (make_grid(black, (2, 2)) == 0).all()
     assert (make_grid(black, (2, 2), upstream_quirks=True) == 128).all()  # (0 + 1) / 2
+
+
+def test_progress_gif_keeps_at_most_max_frames_evenly_spaced_with_the_last(tmp_path):
+    from dcgan_mnist.grid import MAX_GIF_FRAMES, save_progress_gif
+    n = 2 * MAX_GIF_FRAMES + 7
+    for i in range(n):  # each grid's shade tells which it is
+        Image.new("RGB", (28, 28), (i, i, i)).save(tmp_path / f"sample_{i:04d}.jpg", quality=100)
+    with Image.open(save_progress_gif(str(tmp_path))) as gif:
+        shades = []
+        for k in range(gif.n_frames):
+            gif.seek(k)
+            shades.append(gif.convert("L").getpixel((14, 14)))
+    assert len(shades) == MAX_GIF_FRAMES
+    assert abs(shades[0] - 0) <= 2 and abs(shades[-1] - (n - 1)) <= 2
+    steps = [b - a for a, b in zip(shades, shades[1:])]
+    assert min(steps) >= 1 and max(steps) <= 3, steps  # evenly spaced: about n / MAX_GIF_FRAMES apart
