@@ -13,12 +13,13 @@ Only summation order differs from one device, hence float32 rounding, nothing mo
 import atexit
 import json
 import os
-import shutil
+import re
 import sys
-import tempfile
+import threading
 
 import tensorflow as tf
 
+from dcgan_mnist import rundir
 from dcgan_mnist.config import RUN_FILE, ConfigError
 
 
@@ -84,13 +85,89 @@ def is_chief(strategy):
             and "chief" not in resolver.cluster_spec().as_dict())
 
 
-def worker_checkpoint_manager(checkpoint):
+def worker_checkpoint_manager(checkpoint, checkpoint_dir, task_id):
     """Other workers save too, as TensorFlow's multi-worker recipe asks (saving may need every
-    worker), but into a temporary folder removed when the process ends. They restore from the
-    chief's --checkpoint-dir."""
-    folder = tempfile.mkdtemp(prefix="dcgan-mnist-worker-")
-    atexit.register(shutil.rmtree, folder, True)
+    worker), into their own folder under the run's (rundir.worker_folder): emptied now, removed
+    when the process exits. They restore from the chief's --checkpoint-dir."""
+    folder = rundir.worker_folder(checkpoint_dir, task_id)
+    rundir.remove_worker_folder(folder)
+    atexit.register(rundir.remove_worker_folder, folder)
     return tf.train.CheckpointManager(checkpoint, folder, max_to_keep=1)
+
+
+# ---------------------------------------------------------------- a lost or stopped worker
+
+# What TensorFlow raises on every other worker when one is killed (the next collective fails to
+# connect) or frozen (the coordination service misses its heartbeats for 10 s and aborts every
+# collective).
+LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
+                      tf.errors.CancelledError)
+
+
+REASONS = (("stopped sending heartbeats", "it stopped sending heartbeats (killed, frozen or cut off)"),
+           ("Connection refused", "connection refused (the process is gone)"),
+           ("Connection reset", "connection reset (the process is gone)"),
+           ("CoordinationService/Heartbeat", "no answer to heartbeats (frozen or cut off)"))
+
+
+def lost_worker(error):
+    """Which worker a LOST_WORKER_ERRORS error of a multi-worker run lost, and TensorFlow's reason,
+    in words ("worker 1 (127.0.0.1:2223): connection refused (the process is gone)"); None for any other error."""
+    cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster")
+    if not cluster or not isinstance(error, LOST_WORKER_ERRORS):
+        return None
+    message = error.message
+    reason = next((words for key, words in REASONS if key in message), None)
+    if reason is None:  # TensorFlow's own words, shortened
+        reason = (message.partition("aborted by: ")[2] or message).strip().split("\n")[0][:120] or type(error).__name__
+    # The lost task is named in the list of unhealthy tasks or as the unreachable remote target;
+    # a missed heartbeat to the coordination service means its host: the chief, else worker 0.
+    task = re.search(r"/job:(\w+)/replica:\d+/task:(\d+)", message)
+    if task:
+        job, index = task.group(1), int(task.group(2))
+    elif "CoordinationService" in message:
+        job, index = ("chief" if "chief" in cluster else "worker"), 0
+    else:
+        return f"a worker: {reason}"
+    try:
+        address = f" ({cluster[job][index]})"
+    except (KeyError, IndexError, TypeError):
+        address = ""
+    return f"{job} {index}{address}: {reason}"
+
+
+class StopTogether:
+    """Where the loop stops after a SIGTERM or SIGINT to one process (train.StopSignals): on one
+    process, after the iteration the signal arrived in; in a multi-worker run, every worker after
+    the same iteration, whichever worker had the signal, so that the chief's checkpoint is the
+    whole run's. tf.distribute.experimental.PreemptionCheckpointHandler agrees on that iteration
+    through TensorFlow's coordination service (no collective per iteration): it polls
+    StopSignals, and the signalled worker posts the next iteration for every worker to stop
+    after. The loop then saves as after any stop, so checkpoints keep their ckpt-ITERATION names
+    and checks (rundir.save)."""
+
+    def __init__(self, strategy, signals, manager):
+        self.signals, self.reason, self._handler = signals, None, None
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            config = tf.distribute.experimental.TerminationConfig(
+                termination_watcher_fn=lambda: signals.received is not None,
+                exit_fn=self._agreed,  # instead of exiting the process: the loop ends
+                save_fn=lambda: None)  # the loop saves, as after any stop
+            # It restores manager's latest checkpoint once more (train restored it already: the same values).
+            self._handler = tf.distribute.experimental.PreemptionCheckpointHandler(
+                strategy.cluster_resolver, manager, termination_config=config)
+            threading.excepthook = _quiet_lost_worker
+
+    def _agreed(self):
+        self.reason = self.signals.received or "a stop signal to another worker"
+
+    def __call__(self):
+        """Call after every iteration, on every worker: the reason to stop here, or None."""
+        if self._handler is None:
+            self.reason = self.signals.received
+        else:
+            self._handler.save_checkpoint_if_preempted()
+        return self.reason
 
 
 def quiet_worker(strategy):
@@ -124,3 +201,10 @@ def step_function(strategy, step, noise, jit_compile=False):
         return tuple(strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for v in per_replica)
 
     return distributed_step
+
+
+def _quiet_lost_worker(args):
+    # PreemptionCheckpointHandler's watcher thread waits on the coordination service, which a lost
+    # chief takes with it; the main thread says so in one line (train.main), without a traceback.
+    if not isinstance(args.exc_value, LOST_WORKER_ERRORS):
+        threading.__excepthook__(args)

@@ -12,10 +12,16 @@ Upstream created a Saver and never used it, so a killed run was lost. Here:
   full disk or a crash of the machine) is found at start and the run falls back to the one before.
 - A checkpoint is never written with non-finite weights, and a write that fails (disk full)
   stops the run with the last good checkpoint in place.
+- One trainer per folder: the chief holds an OS lock on .lock (hold) for as long as it lives.
+- workers/worker-N: what workers other than the chief save (worker_folder).
 """
+import contextlib
+import fcntl
 import json
 import os
 import re
+import shutil
+import socket
 import tempfile
 import time
 
@@ -38,8 +44,12 @@ class TrainingStopped(RuntimeError):
 # ---------------------------------------------------------------- the run's record and checkpoint
 
 def write_run(cfg, fingerprint):
-    write_json_atomic({"config": json.loads(cfg.to_json()), "data_fingerprint": fingerprint},
-                      os.path.join(cfg.checkpoint_dir, RUN_FILE))
+    record = json.loads(cfg.to_json())
+    # Absolute data paths: generate, evaluate and export read the record from any folder.
+    for name in ("data_dir", "train_images", "train_labels"):
+        if record[name] is not None:
+            record[name] = os.path.abspath(record[name])
+    write_json_atomic({"config": record, "data_fingerprint": fingerprint}, os.path.join(cfg.checkpoint_dir, RUN_FILE))
 
 
 def read_run(checkpoint_dir):
@@ -149,7 +159,7 @@ def probe_writable(path, flag):
 def move_aside(checkpoint_dir):
     """--force-new: rename the old run's folder to CHECKPOINT_DIR.old-TIMESTAMP; return that name
     (None when there was nothing to move). Nothing is deleted."""
-    if not os.path.isdir(checkpoint_dir) or not os.listdir(checkpoint_dir):
+    if not os.path.isdir(checkpoint_dir) or not set(os.listdir(checkpoint_dir)) - {LOCK_FILE}:
         return None
     base = os.path.normpath(checkpoint_dir) + ".old-" + time.strftime("%Y%m%d-%H%M%S")
     aside, n = base, 1
@@ -158,6 +168,81 @@ def move_aside(checkpoint_dir):
         aside = f"{base}-{n}"
     os.rename(checkpoint_dir, aside)
     return aside
+
+
+# ---------------------------------------------------------------- one trainer per folder
+
+LOCK_FILE = ".lock"  # the chief's fcntl.flock, and who holds it ("PID HOST")
+
+
+def check_free(checkpoint_dir):
+    """Refuse at once a folder that another trainer holds, before reading or writing anything in
+    it (hold takes the lock itself once every check has passed). Opens only a .lock that exists:
+    a folder without one has no holder."""
+    try:
+        f = open(os.path.join(checkpoint_dir, LOCK_FILE), "r+")
+    except OSError:
+        return  # no lock file, or none we may open: hold() decides
+    with f:
+        _lock(f, checkpoint_dir, warn=False)  # released when f closes
+
+
+def hold(checkpoint_dir):
+    """Create checkpoint_dir if needed and take its lock: an exclusive fcntl.flock on
+    CHECKPOINT_DIR/.lock, which the OS releases when the returned file is closed or the process
+    ends, however it ends (kill -9 included; a stale .lock left behind blocks nobody). Keep the
+    file for the rest of the run. RunError (exit 2) naming the holder if another process has it;
+    on a filesystem without working locks, one warning line and the run goes on unguarded."""
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    f = open(os.path.join(checkpoint_dir, LOCK_FILE), "a+")
+    try:
+        if _lock(f, checkpoint_dir, warn=True):
+            f.truncate(0)  # who holds it, for the message of a trainer refused
+            f.write(f"{os.getpid()} {socket.gethostname()}\n")
+            f.flush()
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _lock(f, checkpoint_dir, warn):
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:  # another open file has it: a live process
+        f.seek(0)
+        pid, _, host = f.read().strip().partition(" ")
+        holder = f"process {pid} on {host}" if host else "another process"
+        raise RunError(f"--checkpoint-dir {checkpoint_dir} is in use by another trainer ({holder}); wait for it "
+                       f"to end, stop it, or pass another --checkpoint-dir") from None
+    except OSError as e:  # ENOLCK, EOPNOTSUPP...: e.g. some network filesystems
+        if warn:
+            print(f"warning: --checkpoint-dir {checkpoint_dir}: this filesystem has no working file locks "
+                  f"({e.strerror or e}); nothing stops a second trainer from using the folder at the same time")
+        return False
+
+
+WORKERS = "workers"
+
+
+def worker_folder(checkpoint_dir, task_id):
+    """Where worker task_id (not the chief) saves: CHECKPOINT_DIR/workers/worker-N. Nothing reads
+    these saves (every worker restores the chief's checkpoints); each worker empties its folder when
+    it starts and removes it when it exits, and the chief clears workers/ when it starts, so a
+    worker killed with kill -9 leaves at most one checkpoint, until the run starts again."""
+    return os.path.join(checkpoint_dir, WORKERS, f"worker-{task_id}")
+
+
+def remove_worker_folder(folder):
+    shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        os.rmdir(os.path.dirname(folder))  # workers/, once the last worker's folder is gone
+
+
+def clear_worker_folders(checkpoint_dir):
+    """The chief, holding the folder's lock, removes what earlier runs' workers left."""
+    shutil.rmtree(os.path.join(checkpoint_dir, WORKERS), ignore_errors=True)
 
 
 KEEP = 10  # checkpoints kept; upstream's unused Saver had max_to_keep=10

@@ -87,17 +87,16 @@ def train(cfg, argv=(), stop=None):
     stop = stop or StopSignals()
     cfg.validate()
     strategy = distribute.make_strategy(cfg)  # first: a multi-worker runtime is set up before any op
+    stop.reclaim()
     chief = distribute.is_chief(strategy)
     if not chief:
         distribute.quiet_worker(strategy)
+    else:
+        rundir.check_free(cfg.checkpoint_dir)  # a folder another trainer holds: refused at once
     cfg, trX, trY, fingerprint = prepare(cfg)
     # One copy of the training set for the whole run: tensors that every epoch's pipeline reads
     # (the numpy arrays go; upstream held float64 copies).
     trX, trY = data.as_tensors(trX, trY)
-    if cfg.force_new:
-        aside = rundir.move_aside(cfg.checkpoint_dir)
-        if aside:
-            print(f"--force-new: moved the previous run in {cfg.checkpoint_dir} to {aside}")
     print(f"seed: {cfg.seed}")
     if strategy.num_replicas_in_sync > 1:
         print(f"replicas: {strategy.num_replicas_in_sync}, {cfg.batch_size // strategy.num_replicas_in_sync} "
@@ -114,16 +113,26 @@ def train(cfg, argv=(), stop=None):
     hook = None
     if chief and (cfg.eval_every_epoch or cfg.eval_every):
         hook = TrainingHook(cfg, model, rundir.AveragedGenerator(model, averages) if averages else None)
+    # Every check has passed: the chief takes the folder before it writes anything there, and
+    # holds it as long as this frame lives (the OS releases it when the process ends).
+    _held = rundir.hold(cfg.checkpoint_dir) if chief else None
+    if cfg.force_new and chief:
+        aside = rundir.move_aside(cfg.checkpoint_dir)
+        if aside:
+            print(f"--force-new: moved the previous run in {cfg.checkpoint_dir} to {aside}")
+            _held = rundir.hold(cfg.checkpoint_dir)  # the old lock went aside with the old run
     ckpt = rundir.make_checkpoint(model, d_optimizer, g_optimizer, noise_rng, averages)
-    manager, restored = rundir.restore_latest(ckpt, cfg.checkpoint_dir)
+    # Other workers of a --force-new run read nothing: the chief may not have moved the old run aside yet.
+    manager, restored = (None, None) if cfg.force_new and not chief else rundir.restore_latest(ckpt, cfg.checkpoint_dir)
     if restored:
         print(f"resuming from {restored} at iteration {int(ckpt.iteration)}")
     if not chief:
-        manager = distribute.worker_checkpoint_manager(ckpt)
+        manager = distribute.worker_checkpoint_manager(ckpt, cfg.checkpoint_dir, strategy.cluster_resolver.task_id)
     else:
-        os.makedirs(cfg.checkpoint_dir, exist_ok=True)
+        rundir.clear_worker_folders(cfg.checkpoint_dir)
         os.makedirs(cfg.vis_dir, exist_ok=True)
         rundir.write_run(cfg, fingerprint)
+    stopper = distribute.StopTogether(strategy, stop, manager)
     # The step's fast path (dcgan_mnist/step.py) computes model.build_model's function on one
     # device or several; the printed figures come from the same forward pass (upstream ran a
     # second one).
@@ -147,7 +156,7 @@ def train(cfg, argv=(), stop=None):
         ckpt.epoch.assign(iteration // steps_per_epoch)
         last_good, saved_at = rundir.save(manager, ckpt, iteration, last_good), iteration
 
-    while iteration < total and not stop.received:
+    while iteration < total and not stopper.reason:
         epoch = iteration // steps_per_epoch
         first = iteration
         start = time.perf_counter()
@@ -177,7 +186,7 @@ def train(cfg, argv=(), stop=None):
                 save()
             if hook:
                 monitor.scalars(iteration, hook(iteration, iteration / steps_per_epoch))
-            if stop.received:
+            if stopper():
                 break
         float(d_cost)  # wait for the last step before reading the clock
         seconds = time.perf_counter() - start
@@ -193,13 +202,12 @@ def train(cfg, argv=(), stop=None):
 
     if saved_at != iteration or last_good is None:
         save()
-    if stop.received:
+    if stopper.reason:
         monitor.close()
-        # Without --force-new (or an abbreviation argparse took for it), which would move this run aside.
-        resume = shlex.join(["python", "-m", "dcgan_mnist.train"] +
-                            [a for a in argv if not (len(a) > 3 and "--force-new".startswith(a))])
-        print(f"stopped by {stop.received} at iteration {iteration} of {total}; checkpoint {last_good}; "
-              f"resume with: {resume}")
+        # On stdout even on workers other than the chief (quiet_worker), for whoever stopped this one.
+        chiefs = os.path.join(cfg.checkpoint_dir, os.path.basename(last_good))  # a worker's own save is not kept
+        print(f"stopped by {stopper.reason} at iteration {iteration} of {total}; checkpoint {chiefs}; "
+              f"resume with: {resume_command(argv)}", file=sys.__stdout__)
         return model
     if chief and save_progress_gif(cfg.vis_dir):
         print(f"animation of the grids: {os.path.join(cfg.vis_dir, 'progress.gif')}")
@@ -208,6 +216,12 @@ def train(cfg, argv=(), stop=None):
         monitor.scalars(iteration, hook.finish(iteration, iteration / steps_per_epoch))
     monitor.close()
     return model
+
+
+def resume_command(argv):
+    # Without --force-new (or an abbreviation argparse took for it), which would move this run aside.
+    return shlex.join(["python", "-m", "dcgan_mnist.train"] +
+                      [a for a in argv if not (len(a) > 3 and "--force-new".startswith(a))])
 
 
 class StopSignals:
@@ -227,6 +241,14 @@ class StopSignals:
         for s in (signal.SIGINT, signal.SIGTERM):
             self._old[s] = signal.signal(s, self._handle)
         return self
+
+    def reclaim(self):
+        """Take the signals back (while active and none arrived yet) from TensorFlow's multi-worker
+        runtime, whose C++ preemption notifier replaces the SIGTERM handler when it starts and
+        would swallow the signal."""
+        if self.received is None:
+            for s in self._old:
+                signal.signal(s, self._handle)
 
     def __exit__(self, *exc):
         for s, old in self._old.items():
@@ -258,6 +280,15 @@ def main(argv=None):
         return 2
     except TrainingStopped as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except distribute.LOST_WORKER_ERRORS as e:
+        lost = distribute.lost_worker(e)
+        if lost is None:
+            raise
+        # The chief's record names only complete checkpoints (rundir), and every worker reads it.
+        last = tf.train.latest_checkpoint(cfg.checkpoint_dir)
+        print(f"error: lost {lost}; stopped; the last complete checkpoint is {last or 'none (start over)'}; "
+              f"to resume, start every worker again with the same command: {resume_command(argv)}", file=sys.stderr)
         return 1
     except OSError as e:  # e.g. a grid that cannot be written: the disk filled up mid-run
         print(f"error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}; stopped (checkpoints "

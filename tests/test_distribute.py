@@ -100,7 +100,7 @@ def run_workers(tiny, tmp_path, n_epochs, tag=""):
     ports = free_ports(2)
     procs = []
     for i in range(2):
-        tmp = tmp_path / f"tmp{tag}{i}"  # where the worker's temporary checkpoints go
+        tmp = tmp_path / f"tmp{tag}{i}"  # the worker's temp folder: nothing of ours may stay in it
         tmp.mkdir()
         env = dict(os.environ, TMPDIR=str(tmp), TF_CONFIG=json.dumps({
             "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": i}}))
@@ -108,8 +108,9 @@ def run_workers(tiny, tmp_path, n_epochs, tag=""):
             "--strategy", "multiworker", "--n-epochs", str(n_epochs), "--checkpoint-dir", str(tmp_path / "ckpt"),
             "--vis-dir", str(tmp_path / "vis")], env=env))
     outputs = finish(procs)
-    # Worker 1 printed one line, kept nothing and removed its temporary checkpoints.
+    # Worker 1 printed one line, kept nothing and removed its own checkpoints (ckpt/workers/worker-1).
     assert os.listdir(tmp_path / f"tmp{tag}1") == []
+    assert not (tmp_path / "ckpt" / "workers").exists()
     assert [line for line in outputs[1].splitlines() if not line.startswith(("I0000", "W0000", "WARNING"))] \
         == ["worker 1: training; the chief writes the log, grids, checkpoints and summaries"]
     assert "replicas: 2, 4 images each per iteration" in outputs[0]

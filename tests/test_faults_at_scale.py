@@ -1,0 +1,240 @@
+"""Faults of shared folders and several workers (issue 12): a second trainer on a folder in use,
+a stale lock, a filesystem without locks, a worker lost to kill -9 or SIGSTOP, a SIGTERM to one
+worker, and what workers leave behind. Every trainer is a real process; the multi-worker runs
+are two of them on 127.0.0.1. Each signal is sent once a given log line is read, never after a
+fixed sleep, and the time bounds are generous (TensorFlow's own, docs/distributed.md, are 10 s)."""
+import errno
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+import fault_runner as fr
+from conftest import ROOT, run_cli, write_random_pair
+from dcgan_mnist import rundir
+
+BOUND = 90  # seconds for the other worker to stop; measured 4-25 s on 2 busy cores
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    fr.tiny_data(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def reference(data_dir, tmp_path_factory):
+    """An undisturbed one-process run: its folder."""
+    run_dir = str(tmp_path_factory.mktemp("reference"))
+    done = fr.run(fr.tiny_flags(data_dir, run_dir))
+    assert done.returncode == 0, done.stderr
+    return run_dir
+
+
+# ---------------------------------------------------------------- one trainer per folder
+
+def test_second_trainer_on_a_folder_in_use_is_refused_and_the_first_is_untouched(data_dir, reference, tmp_path):
+    flags = fr.tiny_flags(data_dir, str(tmp_path))
+    first = fr.start(flags)
+    try:
+        fr.wait_for_line(first, "iteration: 5\n")
+        first.send_signal(signal.SIGSTOP)  # holding the folder, frozen for as long as the second takes
+        try:
+            second = fr.run(flags)
+        finally:
+            first.send_signal(signal.SIGCONT)
+        out, err = first.communicate(timeout=300)
+    finally:
+        first.kill()
+    ckpt = os.path.join(str(tmp_path), "ckpt")
+    assert second.returncode == 2
+    assert second.stdout == ""  # refused before reading the data
+    assert second.stderr.splitlines() == [
+        f"error: --checkpoint-dir {ckpt} is in use by another trainer (process {first.pid} on "
+        f"{socket.gethostname()}); wait for it to end, stop it, or pass another --checkpoint-dir"]
+    assert first.returncode == 0, err
+    fr.assert_same_state(fr.state(ckpt), fr.state(os.path.join(reference, "ckpt")))
+
+
+def test_lock_left_by_kill_9_blocks_nobody(data_dir, reference, tmp_path):
+    flags = fr.tiny_flags(data_dir, str(tmp_path))
+    proc = fr.start(flags)
+    fr.wait_for_line(proc, "iteration: 8\n")
+    proc.kill()
+    proc.communicate()
+    ckpt = os.path.join(str(tmp_path), "ckpt")
+    with open(os.path.join(ckpt, rundir.LOCK_FILE)) as f:
+        assert f.read().split()[0] == str(proc.pid)  # the dead holder's record stays; its lock went with it
+    done = fr.run(flags)
+    assert done.returncode == 0, done.stderr
+    assert "resuming from" in done.stdout
+    fr.assert_same_state(fr.state(ckpt), fr.state(os.path.join(reference, "ckpt")))
+
+
+def test_generate_reads_a_folder_in_use(reference, tmp_path):
+    held = rundir.hold(os.path.join(reference, "ckpt"))
+    try:
+        start = time.monotonic()
+        done = run_cli("generate", "--checkpoint-dir", os.path.join(reference, "ckpt"), "--out",
+                       tmp_path / "digits.png", cwd=ROOT)
+        assert done.returncode == 0, done.stderr
+        assert time.monotonic() - start < 120  # no waiting for the lock (a generate takes seconds)
+        assert (tmp_path / "digits.png").stat().st_size > 0
+    finally:
+        held.close()
+
+
+def test_a_filesystem_without_locks_is_named_in_one_warning(tmp_path, monkeypatch, capsys):
+    def no_locks(f, how):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+    monkeypatch.setattr(rundir.fcntl, "flock", no_locks)
+    folder = str(tmp_path / "ckpt")
+    rundir.check_free(folder)  # nothing there yet: nothing to say
+    rundir.hold(folder).close()
+    rundir.check_free(folder)  # the check alone stays silent; hold() warns
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"warning: --checkpoint-dir {folder}: this filesystem has no working file locks "
+                     f"({os.strerror(errno.ENOLCK)}); nothing stops a second trainer from using the folder at "
+                     f"the same time"]
+
+
+def test_the_lock_file_alone_is_an_empty_folder(tmp_path):
+    folder = str(tmp_path / "ckpt")
+    with rundir.hold(folder):
+        assert os.listdir(folder) == [rundir.LOCK_FILE]
+        assert rundir.move_aside(folder) is None  # --force-new: nothing to move aside
+        assert rundir.found_on_disk(folder) == []
+
+
+# ---------------------------------------------------------------- two workers on 127.0.0.1
+
+# 64 random images, batch 8: 8 iterations per epoch; far more epochs than any test lets run.
+WORKER_FLAGS = ["--valid-size", "0", "--batch-size", "8", "--dim-w1", "16", "--dim-w2", "8", "--dim-w3", "8",
+                "--step", "5", "--seed", "7", "--checkpoint-every", "5", "--n-epochs", "1000"]
+
+
+def free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class Workers:
+    """Two processes of one multi-worker run, each with its own empty TMPDIR."""
+
+    def __init__(self, tmp_path, flags):
+        ports = free_ports(2)
+        self.tmp_path, self.procs, self.envs = tmp_path, [], []
+        for i in range(2):
+            tmp = tmp_path / f"tmp{i}"
+            tmp.mkdir(exist_ok=True)
+            self.envs.append(dict(os.environ, TMPDIR=str(tmp), PYTHONPATH=ROOT, TF_CONFIG=json.dumps({
+                "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": i}})))
+        self.start(["python", "-m", "dcgan_mnist.train"] + flags)
+
+    def start(self, command):
+        self.procs = [subprocess.Popen([sys.executable] + command[1:], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True) for env in self.envs]
+
+    def wait(self, i, timeout=BOUND):
+        """Worker i's (exit status, stdout, stderr, seconds it took)."""
+        start = time.monotonic()
+        try:
+            out, err = self.procs[i].communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"worker {i} still running after {timeout} s")
+        return self.procs[i].returncode, out, err, time.monotonic() - start
+
+    def kill(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGCONT)
+                p.kill()
+                p.communicate()
+
+    def temp_folders_left(self):
+        # Folders only: a killed process also leaves autograph's generated .py files there.
+        return [path.name for i in range(2) for path in (self.tmp_path / f"tmp{i}").iterdir() if path.is_dir()]
+
+
+@pytest.fixture
+def workers(tmp_path):
+    flags = WORKER_FLAGS + write_random_pair(tmp_path, seed=0) + [
+        "--checkpoint-dir", str(tmp_path / "ckpt"), "--vis-dir", str(tmp_path / "vis")]
+    w = Workers(tmp_path, flags)
+    yield w
+    w.kill()
+
+
+def assert_lost_line(err, lost, ckpt):
+    """One line naming the lost worker, the last complete checkpoint and the command that resumes."""
+    assert "Traceback" not in err, err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"error: lost worker {lost} (127.0.0.1:"), lines[0]
+    latest = fr.tf.train.latest_checkpoint(ckpt)
+    assert f"the last complete checkpoint is {latest};" in lines[0]
+    assert "start every worker again with the same command: python -m dcgan_mnist.train " in lines[0]
+    return shlex.split(lines[0].partition("the same command: ")[2])
+
+
+def test_kill_9_of_a_worker_stops_the_chief_in_one_line_and_relaunching_resumes(workers, tmp_path):
+    fr.wait_for_line(workers.procs[0], "iteration: 12\n")
+    workers.procs[1].kill()
+    status, out, err, seconds = workers.wait(0)
+    assert status == 1 and seconds < BOUND
+    ckpt = str(tmp_path / "ckpt")
+    command = assert_lost_line(err, 1, ckpt)
+    resumed_at = int(fr.tf.train.latest_checkpoint(ckpt).rpartition("-")[2])
+    assert resumed_at >= 10
+    assert (tmp_path / "ckpt" / "workers" / "worker-1").is_dir()  # what kill -9 leaves, under the run's folder
+    workers.procs[1].communicate()
+    # The printed command, on both workers, resumes; a few more iterations are enough to see it.
+    workers.start(command + ["--max-iterations", str(resumed_at + 6)])
+    results = [workers.wait(i, timeout=300) for i in range(2)]
+    assert [r[0] for r in results] == [0, 0], results[0][2] + results[1][2]
+    assert f"resuming from {ckpt}/ckpt-{resumed_at} at iteration {resumed_at}" in results[0][1]
+    assert fr.tf.train.latest_checkpoint(ckpt).endswith(f"ckpt-{resumed_at + 6}")
+    assert not (tmp_path / "ckpt" / "workers").exists()
+    assert workers.temp_folders_left() == []
+
+
+def test_frozen_worker_stops_the_chief_in_one_line(workers, tmp_path):
+    fr.wait_for_line(workers.procs[0], "iteration: 12\n")
+    workers.procs[1].send_signal(signal.SIGSTOP)
+    status, out, err, seconds = workers.wait(0)
+    assert status == 1 and seconds < BOUND
+    assert_lost_line(err, 1, str(tmp_path / "ckpt"))
+    assert workers.temp_folders_left() == []
+
+
+def test_sigterm_to_one_worker_stops_both_with_a_checkpoint(workers, tmp_path):
+    fr.wait_for_line(workers.procs[0], "iteration: 12\n")
+    workers.procs[1].send_signal(signal.SIGTERM)
+    (status0, out0, err0, _), (status1, out1, err1, _) = workers.wait(0), workers.wait(1)
+    assert (status0, status1) == (0, 0), err0 + err1
+    assert "Traceback" not in err0 + err1
+    ckpt = str(tmp_path / "ckpt")
+    stopped = [line for line in out0.splitlines() if line.startswith("stopped by ")]
+    assert len(stopped) == 1, out0[-2000:]
+    at = int(stopped[0].split(" at iteration ")[1].split()[0])
+    assert at >= 12
+    assert stopped[0].startswith(f"stopped by a stop signal to another worker at iteration {at} of 8000; "
+                                 f"checkpoint {ckpt}/ckpt-{at}; resume with: python -m dcgan_mnist.train ")
+    assert f"stopped by SIGTERM at iteration {at} of 8000; checkpoint {ckpt}/ckpt-{at}; " in out1
+    assert fr.tf.train.latest_checkpoint(ckpt).endswith(f"ckpt-{at}")
+    assert int(fr.state(ckpt)["iteration/.ATTRIBUTES/VARIABLE_VALUE"]) == at
+    assert not (tmp_path / "ckpt" / "workers").exists()
+    assert workers.temp_folders_left() == []
