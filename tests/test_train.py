@@ -1,5 +1,6 @@
 """The training loop: which variables each iteration updates, the D/G schedule, exact resume,
 the command line's log and grids, and short runs on real data."""
+import json
 import re
 
 import numpy as np
@@ -187,3 +188,23 @@ def test_short_run_on_fashion_mnist(tmp_path):
                 cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "data: 50000 training images from /usr/share/datasets/fashion-mnist" in r.stdout
+
+
+def test_run_record_holds_absolute_data_paths_so_other_commands_work_from_any_folder(tmp_path, monkeypatch):
+    from dcgan_mnist import evaluate
+    from dcgan_mnist import train as train_module
+    monkeypatch.setattr(evaluate, "CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(evaluate, "CLASSIFIER_STEPS", 2)
+    images, labels = random_digits(64)
+    (tmp_path / "job").mkdir()
+    write_idx(tmp_path / "job" / "images", images)
+    write_idx(tmp_path / "job" / "labels", labels)
+    monkeypatch.chdir(tmp_path / "job")
+    assert train_module.main(["--train-images", "images", "--train-labels", "labels", "--valid-size", "20",
+                              "--batch-size", "16", "--max-iterations", "1", "--seed", "1", *SMALL_FLAGS]) == 0
+    cfg = json.loads((tmp_path / "job" / "checkpoints" / "run.json").read_text())["config"]
+    assert cfg["train_images"] == str(tmp_path / "job" / "images")
+    assert cfg["train_labels"] == str(tmp_path / "job" / "labels")
+    # evaluate reads the run's data again: from the parent folder, relative paths would miss it.
+    monkeypatch.chdir(tmp_path)
+    assert evaluate.main(["--checkpoint-dir", "job/checkpoints", "--n-per-label", "2"]) == 0
