@@ -110,6 +110,46 @@ def test_classifier_is_deterministic_with_its_seed():
     assert not np.array_equal(a.get_weights()[0], c.get_weights()[0])
 
 
+def shifted(image, dy, dx):
+    """image [28, 28, C] moved dy pixels down and dx right, zeros shifted in."""
+    out = np.zeros_like(image)
+    src = image[max(0, -dy):28 - max(0, dy), max(0, -dx):28 - max(0, dx)]
+    out[max(0, dy):max(0, dy) + src.shape[0], max(0, dx):max(0, dx) + src.shape[1]] = src
+    return out
+
+
+def test_the_shift_augments_training_only_by_whole_pixels():
+    images, labels = toy_data(64)
+    x = images[..., None].astype(np.float32) + 1  # no zero pixel: a shifted-in zero shows
+    shift = evaluate.build_classifier(0).get_layer("shift")
+    np.testing.assert_array_equal(shift(x, training=False).numpy(), x)
+    moved = shift(x, training=True).numpy()
+    r = evaluate.CLASSIFIER_SHIFT
+    seen = set()
+    for image, out in zip(x, moved):
+        found = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)
+                 if np.array_equal(shifted(image, dy, dx), out)]
+        assert len(found) == 1, "not a shift by whole pixels within CLASSIFIER_SHIFT"
+        seen.add(found[0])
+    assert len(seen) > 3 and (0, 0) in seen  # random per image
+    # A trained classifier's inference is deterministic: no shift, no dropout.
+    classifier = evaluate.train_classifier(images, labels, 0, steps=3)
+    first = classifier.predict(images[..., None], verbose=0)
+    np.testing.assert_array_equal(first, classifier.predict(images[..., None], verbose=0))
+    np.testing.assert_array_equal(first, classifier(images[..., None], training=False).numpy())
+    _, probs = evaluate.features_and_probs(classifier, images)
+    np.testing.assert_array_equal(probs, evaluate.features_and_probs(classifier, images)[1])
+
+
+def test_classifier_steps_grow_with_the_data_between_a_floor_and_a_ceiling(monkeypatch):
+    assert evaluate.classifier_steps(300) == evaluate.CLASSIFIER_MIN_STEPS
+    assert evaluate.classifier_steps(8000) == 2000  # 32 epochs of the 8,000 MNIST digits
+    assert evaluate.classifier_steps(12000) == 3000
+    assert evaluate.classifier_steps(50000) == evaluate.CLASSIFIER_MAX_STEPS == 6000
+    monkeypatch.setattr(evaluate, "CLASSIFIER_STEPS", 3)
+    assert evaluate.classifier_steps(50000) == 3
+
+
 # ---------------------------------------------------------------- CLI and training hook
 
 TINY = ["--dim-w1", "32", "--dim-w2", "8", "--dim-w3", "8", "--batch-size", "16", "--seed", "1", "--log-every", "100"]
