@@ -2,11 +2,14 @@
 import gzip
 import os
 import pathlib
+import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+
+import fault_runner as fr
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
@@ -66,3 +69,23 @@ def run_cli(module, *args, cwd, timeout=300):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", f"dcgan_mnist.{module}", *map(str, args)], cwd=cwd,
                           env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """fault_runner's tiny data set, once per test module."""
+    folder = tmp_path_factory.mktemp("data")
+    fr.tiny_data(folder)
+    return str(folder)
+
+
+def free_ports(n):
+    """n free TCP ports on 127.0.0.1, for the workers of a multi-worker run."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()

@@ -7,14 +7,13 @@ starts, and a stuck collective must not hang the suite. CPU only, tiny model, ti
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import write_random_pair
+from conftest import free_ports, write_random_pair
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DRIVER = os.path.join(ROOT, "tests", "train_driver.py")
@@ -82,17 +81,6 @@ def single(tiny, tmp_path_factory):
                                                   "--checkpoint-dir", str(folder / "ckpt"),
                                                   "--vis-dir", str(folder / "vis")])])
     return folder
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def run_workers(tiny, tmp_path, n_epochs, tag=""):

@@ -16,17 +16,10 @@ import time
 import pytest
 
 import fault_runner as fr
-from conftest import ROOT, run_cli, write_random_pair
+from conftest import ROOT, free_ports, run_cli, write_random_pair
 from dcgan_mnist import rundir
 
 BOUND = 90  # seconds for the other worker to stop; measured 4-25 s on 2 busy cores
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("data")
-    fr.tiny_data(folder)
-    return str(folder)
 
 
 @pytest.fixture(scope="module")
@@ -118,17 +111,6 @@ def test_the_lock_file_alone_is_an_empty_folder(tmp_path):
 # 64 random images, batch 8: 8 iterations per epoch; far more epochs than any test lets run.
 WORKER_FLAGS = ["--valid-size", "0", "--batch-size", "8", "--dim-w1", "16", "--dim-w2", "8", "--dim-w3", "8",
                 "--step", "5", "--seed", "7", "--checkpoint-every", "5", "--n-epochs", "1000"]
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 class Workers:

@@ -16,13 +16,6 @@ import fault_runner as fr
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("data")
-    fr.tiny_data(folder)
-    return str(folder)
-
-
-@pytest.fixture(scope="module")
 def reference(data_dir, tmp_path_factory):
     """Two uninterrupted runs side by side (2 cores): the reference, and its twin for the
     determinism check. Returns the reference's folder."""
