@@ -60,11 +60,13 @@ def weights(path, replica=0):
         return {k.split("/")[0]: f[k] for k in f.files if k.endswith(f"/replica_{replica}")}
 
 
-def checkpoint_weights(path):
+def checkpoint_weights(path, prefix="model"):
     import tensorflow as tf
     reader = tf.train.load_checkpoint(path)
-    names = ["gen_W1", "gen_W2", "gen_W3", "gen_W4", "discrim_W1", "discrim_W2", "discrim_W3", "discrim_W4"]
-    return {n: reader.get_tensor(f"model/{n}/.ATTRIBUTES/VARIABLE_VALUE") for n in names}
+    names = ["gen_W1", "gen_W2", "gen_W3", "gen_W4"]
+    if prefix == "model":
+        names += ["discrim_W1", "discrim_W2", "discrim_W3", "discrim_W4"]
+    return {n: reader.get_tensor(f"{prefix}/{n}/.ATTRIBUTES/VARIABLE_VALUE") for n in names}
 
 
 def assert_close(a, b):
@@ -139,6 +141,9 @@ def test_mirrored_over_two_cpu_devices_matches_one_device(tiny, single, tmp_path
     for name in replica0:
         np.testing.assert_array_equal(replica0[name], replica1[name])
     assert_close(replica0, weights(single / "w.npz"))
+    # The averaged generator is mirrored like the weights: the same average as one device's.
+    assert_close(checkpoint_weights(str(tmp_path / "ckpt" / "ckpt-16"), "ema"),
+                 checkpoint_weights(str(single / "ckpt" / "ckpt-16"), "ema"))
     # The printed figures are the global batch's: the same as one device's to float32 rounding.
     assert "iteration: 15" in out
 
