@@ -89,3 +89,14 @@ def free_ports(n):
     finally:
         for s in socks:
             s.close()
+
+
+def call_main(capsys, main, *argv):
+    """A command's main(argv) in this process: (exit status, stdout, stderr); argparse's
+    SystemExit counts as the status."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import SMALL_FLAGS, run_cli, write_random_pair
+from conftest import SMALL_FLAGS, call_main, run_cli, write_random_pair
 from dcgan_mnist import generate, rundir
 
 
@@ -52,13 +52,7 @@ def run(tmp_path_factory):
 
 
 def call(capsys, *argv):
-    """generate.main in this process: (exit status, stdout, stderr)."""
-    try:
-        code = generate.main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return call_main(capsys, generate.main, *argv)
 
 
 def cells(path, rows, cols):

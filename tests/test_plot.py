@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import call_main
 from dcgan_mnist import plot
 
 
@@ -28,13 +29,7 @@ def measurement(iteration, average=True):
 
 
 def call(capsys, *argv):
-    """plot.main in this process: (exit status, stdout, stderr)."""
-    try:
-        code = plot.main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return call_main(capsys, plot.main, *argv)
 
 
 def test_three_panels_with_the_real_line(tmp_path, capsys):
