@@ -239,6 +239,17 @@ class TrainingHook:
         self.path = os.path.join(cfg.checkpoint_dir, METRICS_FILE)
         self.start = time.perf_counter()
         self.last = None
+        self.real_written = False
+
+    def _append(self, record):
+        # The held-out real figures first (once per process, so a resumed run repeats them): plot
+        # draws them beside the curves, measured by the same classifier on the same sample size.
+        real = dict(real=self.evaluator.real, classifier_accuracy=self.evaluator.accuracy)
+        lines = [] if self.real_written else [real]
+        self.real_written = True
+        with open(self.path, "a") as f:
+            for line in lines + [record]:
+                f.write(json.dumps(line) + "\n")
 
     def __call__(self, iteration, epoch, epoch_end=False, final=False):
         """Measure if due; return the figures as {"eval/name": value} for TensorBoard ({} if not due)."""
@@ -256,8 +267,7 @@ class TrainingHook:
             line += f"; averaged generator: {one_line(average)}"
             summaries.update({f"eval_average/{name}": value for name, value in average.items() if name != "n"})
         print(line)
-        with open(self.path, "a") as f:
-            f.write(json.dumps(self.last) + "\n")
+        self._append(self.last)
         return summaries
 
     def finish(self, iteration, epoch):

@@ -3,8 +3,9 @@
 Draws the figures a run measured while training (--eval-every N / --eval-every-epoch append them to
 CHECKPOINT_DIR/metrics.jsonl) as three panels, label agreement, classifier score and Frechet
 distance, against iteration: the trained weights and, when the run kept one, the averaged
-generator. The held-out real reference is not in metrics.jsonl: --real takes it from the JSON that
-`python -m dcgan_mnist.evaluate --out FILE` writes, drawn as a dashed line in each panel.
+generator. The held-out real reference, a dashed line in each panel, is the hook's own: the
+{"real": ...} line it writes when it starts (the same classifier and sample size as the curves);
+--real takes it instead from the JSON that `python -m dcgan_mnist.evaluate --out FILE` writes.
 """
 import json
 import os
@@ -42,11 +43,12 @@ def check_figures(record, where):
 
 
 def read_metrics(path):
-    """The measurements of metrics.jsonl, one per iteration, in order of iteration."""
+    """The measurements of metrics.jsonl, one per iteration, in order of iteration, and the held-out
+    real figures of its last {"real": ...} line (None if it has none)."""
     how = "train with --eval-every N or --eval-every-epoch to measure quality"
     if not os.path.isfile(path):
         raise PlotError(f"{path}: no such file ({how})")
-    records = []
+    records, real = [], None
     with open(path) as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
@@ -56,6 +58,12 @@ def read_metrics(path):
                 record = json.loads(line)
             except ValueError:
                 raise PlotError(f"{where}: not JSON") from None
+            if isinstance(record, dict) and "real" in record and "iteration" not in record:
+                if not isinstance(record["real"], dict):
+                    raise PlotError(f"{where}: real is not an object")
+                check_figures(record["real"], f"{where}, real")
+                real = record["real"]  # a resumed run writes it again: the latest one
+                continue
             if not isinstance(record, dict) or not is_number(record.get("iteration")):
                 raise PlotError(f"{where}: not a measurement (no iteration)")
             check_figures(record, where)
@@ -67,7 +75,7 @@ def read_metrics(path):
     if not records:
         raise PlotError(f"{path}: no measurements ({how})")
     # A resumed run measures again the iterations after its checkpoint: the later line is kept.
-    return sorted({r["iteration"]: r for r in records}.values(), key=lambda r: r["iteration"])
+    return sorted({r["iteration"]: r for r in records}.values(), key=lambda r: r["iteration"]), real
 
 
 def read_real(path):
@@ -112,7 +120,8 @@ def main(argv=None):
     p.add_argument("--checkpoint-dir", default=Config.checkpoint_dir,
                    help=f"the run's checkpoint folder, holding {METRICS_FILE} (default: %(default)s)")
     p.add_argument("--out", default="quality.png", help="picture to write, .png (default: %(default)s)")
-    p.add_argument("--real", help="an evaluate --out JSON file: draw its held-out real figures as a reference line")
+    p.add_argument("--real", help="an evaluate --out JSON file: draw its held-out real figures as the reference "
+                                  "line instead of the run's own (the hook's, in metrics.jsonl)")
     p.add_argument("--title", help="the picture's title (default: sample quality during training: CHECKPOINT_DIR)")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up messages")
     args = p.parse_args(argv)
@@ -123,8 +132,8 @@ def main(argv=None):
         p.error(f"--out {args.out}: folder {os.path.dirname(args.out)} does not exist")
     path = os.path.join(args.checkpoint_dir, METRICS_FILE)
     try:
-        records = read_metrics(path)
-        real = read_real(args.real) if args.real else None
+        records, real = read_metrics(path)
+        real = read_real(args.real) if args.real else real
     except PlotError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -136,7 +145,8 @@ def main(argv=None):
     print(f"wrote {args.out}: {n} measurement{'s' * (n != 1)}, iterations {records[0]['iteration']} to "
           f"{records[-1]['iteration']}, of the trained weights {averaged}, from {path}")
     if real is None:
-        print("no held-out real line: pass --real FILE, written by python -m dcgan_mnist.evaluate --out FILE")
+        print("no held-out real line (this metrics.jsonl has none): pass --real FILE, written by "
+              "python -m dcgan_mnist.evaluate --out FILE")
     return 0
 
 

@@ -179,6 +179,9 @@ def test_training_hook_writes_metrics_and_evaluate_reads_the_run(tmp_path, toy_f
     assert "classifier: training on 300 images" in out
     with open(os.path.join(ckpt, "metrics.jsonl")) as f:
         lines = [json.loads(line) for line in f]
+    # First the held-out real figures (plot's reference line), then one line per measurement.
+    assert set(lines[0]) == {"real", "classifier_accuracy"} and lines[0]["real"]["n"] == 50
+    lines = lines[1:]
     assert [m["iteration"] for m in lines] == [8, 16, 18, 20]  # every 8, the epoch's end, the run's end
     figures = {"label_agreement", "classifier_score", "frechet_distance", "n"}
     for m in lines:  # the trained weights' figures, and the averaged generator's (--ema-decay's default)

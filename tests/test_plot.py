@@ -54,7 +54,7 @@ def test_without_real_figures_or_an_average_it_says_so(tmp_path, capsys, monkeyp
     code, out, err = call(capsys)  # the defaults: --checkpoint-dir checkpoints, --out quality.png
     assert code == 0, err
     assert "of the trained weights only (no averaged generator)" in out
-    assert out.splitlines()[1].startswith("no held-out real line: pass --real FILE")
+    assert out.splitlines()[1].startswith("no held-out real line (this metrics.jsonl has none): pass --real FILE")
     assert Image.open(tmp_path / "quality.png").size == (1200, 360)
 
 
@@ -62,8 +62,22 @@ def test_a_resumed_run_keeps_the_later_measurement_of_an_iteration(tmp_path):
     early, again = measurement(200), measurement(200)
     again["label_agreement"] = 0.75
     path = write_metrics(tmp_path, [measurement(100), early, measurement(300), again])
-    records = plot.read_metrics(str(path))
+    records, real = plot.read_metrics(str(path))
     assert [r["iteration"] for r in records] == [100, 200, 300] and records[1]["label_agreement"] == 0.75
+    assert real is None
+
+
+def test_the_hooks_real_line_is_the_reference_and_the_latest_one_wins(tmp_path, capsys):
+    first, resumed = dict(real=figures(0.9, 9.0, 4.0)), dict(real=figures(0.95, 9.5, 3.0))
+    path = write_metrics(tmp_path, [first, measurement(100), resumed, measurement(200)])
+    records, real = plot.read_metrics(str(path))
+    assert [r["iteration"] for r in records] == [100, 200] and real == resumed["real"]
+    code, out, err = call(capsys, "--checkpoint-dir", tmp_path, "--out", tmp_path / "q.png")
+    assert code == 0 and "no held-out real line" not in out, err
+    write_metrics(tmp_path, [dict(real={"label_agreement": "x"}), measurement(100)])
+    code, _, err = call(capsys, "--checkpoint-dir", tmp_path, "--out", tmp_path / "r.png")
+    assert code == 2 and "line 1, real: label_agreement is missing or not a number" in err
+    assert not (tmp_path / "r.png").exists()
 
 
 @pytest.mark.parametrize("lines, flags, message", [
