@@ -183,6 +183,11 @@ def check_sampling_arguments(parser, args, outputs):
         parser.error(f"--n-per-label {args.n_per_label}: must be at least 1")
     if args.seed < 0:
         parser.error(f"--seed {args.seed}: must not be negative")
+    check_output_folders(parser, outputs)
+
+
+def check_output_folders(parser, outputs):
+    """That each output's folder exists; outputs: (flag, path) pairs, path None when not asked for."""
     for flag, path in outputs:
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             parser.error(f"{flag} {path}: folder {os.path.dirname(path)} does not exist")

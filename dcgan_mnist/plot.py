@@ -14,7 +14,7 @@ import sys
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from dcgan_mnist.config import Config, OneLineErrorParser
+from dcgan_mnist.config import Config, OneLineErrorParser, check_output_folders
 from dcgan_mnist.evaluate import METRICS_FILE
 from dcgan_mnist.files import atomic_write
 
@@ -127,9 +127,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not args.out.lower().endswith(".png"):
         p.error(f"--out {args.out}: must end in .png")
-    folder = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(folder):
-        p.error(f"--out {args.out}: folder {os.path.dirname(args.out)} does not exist")
+    check_output_folders(p, [("--out", args.out)])
     path = os.path.join(args.checkpoint_dir, METRICS_FILE)
     try:
         records, real = read_metrics(path)

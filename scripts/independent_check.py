@@ -27,7 +27,12 @@ from keras import layers  # noqa: E402
 # isort: on
 
 from dcgan_mnist import data  # noqa: E402
-from dcgan_mnist.evaluate import classifier_score, frechet_distance, label_agreement  # noqa: E402
+from dcgan_mnist.evaluate import (  # noqa: E402
+    classifier_score,
+    features_and_probs,
+    frechet_distance,
+    label_agreement,
+)
 
 MNIST = os.path.join(os.path.dirname(ROOT), "shared", "data", "mnist")
 
@@ -45,14 +50,6 @@ def classifier(seed):
         layers.Dense(256, activation="relu", name="features"),
         layers.Dense(10, name="logits"),
     ])
-
-
-def features_and_probs(model, images):
-    both = keras.Model(model.inputs, [model.get_layer("features").output, model.outputs[0]])
-    feats, logits = both.predict(images[..., None], batch_size=500, verbose=0)
-    logits = logits.astype(np.float64)
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return feats.astype(np.float64), probs / probs.sum(axis=1, keepdims=True)
 
 
 def main():
