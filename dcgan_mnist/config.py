@@ -62,6 +62,9 @@ class Config:
     checkpoint_dir: str = _f("checkpoints", "checkpoints and the run's record (run.json); a run resumes from here")
     checkpoint_every: Optional[int] = _f(None, "also write a checkpoint every N iterations (default: at the end "
                                                "of each epoch and of the run only)")
+    keep_checkpoints: int = _f(10, "checkpoints kept in --checkpoint-dir, the oldest deleted as new ones are written "
+                                   "(upstream's unused Saver: max_to_keep=10); each is about 190 MB at the default "
+                                   "sizes; below 2 leaves no earlier one to fall back on if the newest is damaged")
     force_new: bool = _f(False, "start a new run even if --checkpoint-dir holds one: its checkpoints are "
                                 "moved aside to CHECKPOINT_DIR.old-TIMESTAMP, never deleted")
     verbose: bool = _f(False, "show TensorFlow's own start-up messages")
@@ -97,7 +100,7 @@ class Config:
             raise ConfigError(f"--{flag_name(name)} {getattr(self, name)}: {why}")
 
         for name in ("batch_size", "k", "step", "dim_z", "dim_y", "dim_W1", "dim_W2", "dim_W3",
-                     "dim_channel", "visualize_dim", "log_every", "eval_n_per_label"):
+                     "dim_channel", "visualize_dim", "log_every", "eval_n_per_label", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 bad(name, "must be at least 1")
         if self.dim_y != 10:

@@ -212,9 +212,11 @@ class Evaluator:
     def __call__(self, model):
         """The figures of a generator (a DCGAN), with the real row and the classifier's accuracy."""
         # Labels shuffled, then 500 at a time: every batch mixes the labels like a training batch
-        # does (batchnorm uses the statistics of the batch at sampling time too, as upstream's).
+        # does (batchnorm uses the statistics of the batch at sampling time too, as upstream's), so
+        # it needs no context draws beside it.
         labels = np.random.default_rng([self.seed, 2]).permutation(np.repeat(np.arange(10), self.n_per_label))
-        parts = [generate(model, labels[i:i + 500], 1, [self.seed, 3, i]) for i in range(0, len(labels), 500)]
+        parts = [generate(model, labels[i:i + 500], 1, [self.seed, 3, i], context=False)
+                 for i in range(0, len(labels), 500)]
         images = np.concatenate([p[0] for p in parts])
         feats, probs = features_and_probs(self.classifier, images)
         return dict(generated=self._figures(probs, labels, feats), real=self.real,

@@ -2,8 +2,9 @@
 
 Its serving signature takes z [N, dim_z] float32 (upstream drew it from U(-1, 1)) and labels [N]
 int32 (0 to 9) and returns images [N, 28, 28] uint8, the pixels generate.py writes. Only the
-generator's weights are saved. As in upstream, batch norm uses the statistics of the batch, so
-serve batches of samples (a batch of one gives a blank image), as the grids are drawn.
+generator's weights are saved, with generate's context for seed 0: as in upstream, batch norm uses
+the statistics of the batch, so every request is drawn in one batch with those 500 ordinary draws
+(generate.draw), and a request of one digit is a digit, not the blank its own statistics give.
 Load it with tf.saved_model.load(DIR).signatures["serving_default"](z=..., labels=...).
 """
 import os
@@ -14,18 +15,20 @@ import tempfile
 import tensorflow as tf
 
 from dcgan_mnist.config import OneLineErrorParser, add_checkpoint_arguments
+from dcgan_mnist.generate import context
 from dcgan_mnist.model import DCGAN
 from dcgan_mnist.rundir import RunError, describe, restore_model
 
 
 class ServedGenerator(tf.Module):
-    """The generator's weights and settings only: DCGAN.generate reads nothing else."""
+    """The generator's weights and settings (DCGAN.generate reads nothing else) and the context."""
 
-    def __init__(self, model):
+    def __init__(self, model, context_seed=0):
         super().__init__(name="generator")
         self.gen_W1, self.gen_W2, self.gen_W3, self.gen_W4 = model.gen_vars
         self.dim_z, self.dim_y = model.dim_z, model.dim_y
         self.dim_W2, self.dim_W3, self.dim_channel = model.dim_W2, model.dim_W3, model.dim_channel
+        self.context_z, self.context_y = (tf.constant(a) for a in context(model, context_seed))
         self.serve = tf.function(self._serve, input_signature=[
             tf.TensorSpec([None, self.dim_z], tf.float32, name="z"),
             tf.TensorSpec([None], tf.int32, name="labels")])
@@ -36,7 +39,9 @@ class ServedGenerator(tf.Module):
                   tf.debugging.assert_equal(tf.shape(z)[0], tf.shape(labels)[0],
                                             message="z and labels must have the same length N")]
         with tf.control_dependencies(checks):
-            images = tf.nn.sigmoid(DCGAN.generate(self, z, tf.one_hot(labels, self.dim_y)))
+            Z = tf.concat([z, self.context_z], 0)
+            Y = tf.concat([tf.one_hot(labels, self.dim_y), self.context_y], 0)
+            images = tf.nn.sigmoid(DCGAN.generate(self, Z, Y))[:tf.shape(z)[0]]
         pixels = tf.cast(tf.round(images * 255.0), tf.uint8)  # as generate.py rounds them
         if self.dim_channel == 1:
             pixels = pixels[..., 0]

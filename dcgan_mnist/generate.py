@@ -22,7 +22,7 @@ from dcgan_mnist.rundir import RunError, describe, restore_model
 
 MODES = ("classes", "latent")
 DEFAULTS = dict(labels="0123456789", n_per_label=10, pairs="07,18,36", steps=10)
-CONTEXT = 500  # ordinary draws in the batch of every interpolation grid (draw_walks), as many as evaluate's batches
+CONTEXT = 500  # ordinary draws in the batch of every grid (draw), as many as evaluate's batches
 
 
 def parse_labels(text, dim_y=10):
@@ -43,29 +43,38 @@ def to_pixels(images):
     return np.round(images[..., 0] * 255.0).astype(np.uint8)
 
 
-def generate(model, labels, n_per_label, seed):
-    """uint8 images [len(labels) * n, 28, 28] and int labels, label by label in the given order.
-    The whole set is one batch, as upstream's grids were (batchnorm uses batch statistics)."""
+def generate(model, labels, n_per_label, seed, context=True):
+    """uint8 images [len(labels) * n, 28, 28] and int labels, label by label in the given order,
+    drawn in one batch with the context (draw). context=False: the requested set alone is the
+    batch, for callers whose batches already mix the labels like a training batch (evaluate's)."""
     y = np.repeat(np.asarray(labels, dtype=np.int64), n_per_label)
     rng = np.random.default_rng(seed)
     Z = rng.uniform(-1, 1, size=(len(y), model.dim_z)).astype(np.float32)
-    images = model.samples_generator(tf.constant(Z), tf.one_hot(y, model.dim_y)).numpy()
-    return to_pixels(images), y
+    Y = np.eye(model.dim_y, dtype=np.float32)[y]
+    if context:
+        return draw(model, Z, Y, seed), y
+    return to_pixels(model.samples_generator(tf.constant(Z), tf.constant(Y)).numpy()), y
 
 
-def draw_walks(model, Z, Y, seed):
-    """Noise [rows, steps, dim_z] and labels [rows, steps, dim_y] -> uint8 images [rows, steps, 28, 28].
-    Batchnorm normalises by the statistics of the batch, so the grid is drawn in one batch with
-    CONTEXT ordinary draws (labels 0 to 9 in turn), whose images are dropped. Alone, a grid of a
-    few cells, or of rows that share one noise vector, is a batch unlike any in training: it draws
-    smudges, and every row would change with the others."""
-    cells = Z.shape[0] * Z.shape[1]
-    # A stream of its own: the same context for any grid drawn with this seed.
+def context(model, seed):
+    """CONTEXT noise vectors (float32 [CONTEXT, dim_z]) and one-hot labels 0 to 9 in turn, from a
+    stream of their own: the same context for anything drawn with this seed."""
     context_z = np.random.default_rng([seed, 1]).uniform(-1, 1, size=(CONTEXT, model.dim_z)).astype(np.float32)
-    context_y = np.eye(model.dim_y)[np.arange(CONTEXT) % model.dim_y]
+    return context_z, np.eye(model.dim_y, dtype=np.float32)[np.arange(CONTEXT) % model.dim_y]
+
+
+def draw(model, Z, Y, seed):
+    """Noise [..., dim_z] and labels [..., dim_y] -> uint8 images [..., 28, 28].
+    Batchnorm normalises by the statistics of the batch (upstream's generator has no other), so the
+    cells are drawn in one batch with CONTEXT ordinary draws (labels 0 to 9 in turn), whose images
+    are dropped. Alone, a few cells, or cells of one label or one noise vector, are a batch unlike
+    any in training: they draw smudges or blanks (a batch of one is normalised to zero), and every
+    cell would change with the others."""
+    cells = int(np.prod(Z.shape[:-1]))
+    context_z, context_y = context(model, seed)
     images = model.samples_generator(tf.constant(np.concatenate([Z.reshape(cells, -1), context_z]), tf.float32),
                                      tf.constant(np.concatenate([Y.reshape(cells, -1), context_y]), tf.float32))
-    return to_pixels(images[:cells].numpy()).reshape(*Z.shape[:2], *images.shape[1:3])
+    return to_pixels(images[:cells].numpy()).reshape(*Z.shape[:-1], *images.shape[1:3])
 
 
 def fractions(steps):
@@ -81,7 +90,7 @@ def class_interpolation(model, pairs, steps, seed):
     one_hot = np.eye(model.dim_y)
     a, b = (one_hot[list(ends)][:, None, :] for ends in zip(*pairs))
     t = fractions(steps)
-    return draw_walks(model, np.repeat(z, steps, axis=1), (1 - t) * a + t * b, seed)
+    return draw(model, np.repeat(z, steps, axis=1), (1 - t) * a + t * b, seed)
 
 
 def latent_interpolation(model, labels, steps, seed):
@@ -94,7 +103,7 @@ def latent_interpolation(model, labels, steps, seed):
     z0, z1 = rng.uniform(-1, 1, size=(2, len(labels), 1, model.dim_z)).astype(np.float32)
     t = fractions(steps)
     y = np.eye(model.dim_y)[labels][:, None, :]
-    return draw_walks(model, (1 - t) * z0 + t * z1, np.repeat(y, steps, axis=1), seed)
+    return draw(model, (1 - t) * z0 + t * z1, np.repeat(y, steps, axis=1), seed)
 
 
 def save_gif(walks, path, frame_ms=200, end_ms=1000):

@@ -245,14 +245,12 @@ def clear_worker_folders(checkpoint_dir):
     shutil.rmtree(os.path.join(checkpoint_dir, WORKERS), ignore_errors=True)
 
 
-KEEP = 10  # checkpoints kept; upstream's unused Saver had max_to_keep=10
-
-
-def restore_latest(ckpt, directory):
-    """A CheckpointManager for directory, and the newest checkpoint that reads back whole,
+def restore_latest(ckpt, directory, keep):
+    """A CheckpointManager for directory keeping the newest `keep` checkpoints (--keep-checkpoints),
+    and the newest checkpoint that reads back whole,
     restored into ckpt (None for a new run). Each damaged one is reported in a line; after a
     fallback the `checkpoint` record is rewritten to end at the one restored."""
-    manager = tf.train.CheckpointManager(ckpt, directory, max_to_keep=KEEP)
+    manager = tf.train.CheckpointManager(ckpt, directory, max_to_keep=keep)
     candidates = list(reversed(manager.checkpoints))
     if not candidates:
         # No `checkpoint` record, or a damaged one (TensorFlow then reports none): the files
@@ -272,9 +270,9 @@ def restore_latest(ckpt, directory):
                   f"trying the one before")
             continue
         if path != manager.latest_checkpoint:  # relative names: the record still works if the folder moves
-            kept = [os.path.basename(p) for p in reversed(candidates[i:i + KEEP])]
+            kept = [os.path.basename(p) for p in reversed(candidates[i:i + keep])]
             tf.compat.v1.train.update_checkpoint_state(directory, kept[-1], all_model_checkpoint_paths=kept)
-            manager = tf.train.CheckpointManager(ckpt, directory, max_to_keep=KEEP)
+            manager = tf.train.CheckpointManager(ckpt, directory, max_to_keep=keep)
         return manager, path
     if candidates:
         raise RunError(f"{directory}: none of its {len(candidates)} checkpoints can be restored; "

@@ -123,7 +123,9 @@ def train(cfg, argv=(), stop=None):
             _held = rundir.hold(cfg.checkpoint_dir)  # the old lock went aside with the old run
     ckpt = rundir.make_checkpoint(model, d_optimizer, g_optimizer, noise_rng, averages)
     # Other workers of a --force-new run read nothing: the chief may not have moved the old run aside yet.
-    manager, restored = (None, None) if cfg.force_new and not chief else rundir.restore_latest(ckpt, cfg.checkpoint_dir)
+    manager, restored = None, None
+    if chief or not cfg.force_new:
+        manager, restored = rundir.restore_latest(ckpt, cfg.checkpoint_dir, cfg.keep_checkpoints)
     if restored:
         print(f"resuming from {restored} at iteration {int(ckpt.iteration)}")
     if not chief:

@@ -74,6 +74,7 @@ CASES = {
     "learning_rate_nan": (["--learning-rate", "nan"], ["--learning-rate nan", "above 0"]),
     "negative_epochs": (["--n-epochs", "-1"], ["--n-epochs -1", "not be negative"]),
     "checkpoint_every_0": (["--checkpoint-every", "0"], ["--checkpoint-every 0", "at least 1"]),
+    "keep_checkpoints_0": (["--keep-checkpoints", "0"], ["--keep-checkpoints 0", "at least 1"]),
     "visualize_dim_not_square": (["--visualize-dim", "15"], ["--visualize-dim 15", "square"]),
     "valid_size_leaves_nothing": (["--valid-size", "40"], ["--valid-size 40", "no training images"]),
     "unknown_dataset": (["--dataset", "cifar10"], ["--dataset", "invalid choice: 'cifar10'"]),

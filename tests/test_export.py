@@ -5,9 +5,10 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from conftest import write_random_pair
-from dcgan_mnist import export, rundir, train
+from dcgan_mnist import export, generate, rundir, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--valid-size", "0", "--batch-size", "8", "--dim-w1", "16", "--dim-w2", "8", "--dim-w3", "8",
@@ -49,16 +50,19 @@ def test_saved_model_serves_the_checkpoints_generator(run, tmp_path, capsys):
     served = np.load(tmp_path / "images.npy")
     assert served.shape == (30, 28, 28) and served.dtype == np.uint8
 
-    import tensorflow as tf
+    # generate's pixels for the same noise and labels, drawn among its context for seed 0.
     model, _, _, _ = rundir.restore_model(str(run / "ckpt"))
-    images = model.samples_generator(tf.constant(z), tf.one_hot(labels, 10)).numpy()
-    expected = np.round(images[..., 0] * 255.0).astype(np.uint8)
-    np.testing.assert_array_equal(served, expected)
+    np.testing.assert_array_equal(served, generate.draw(model, z, np.eye(10)[labels], seed=0))
     assert served.std() > 0  # a real image, not a constant
+
+    # A request of one digit is drawn among the context too: its noise still decides the image.
+    serve = tf.saved_model.load(str(out)).signatures["serving_default"]
+    ones = [serve(z=tf.constant(z[i:i + 1]), labels=tf.constant(labels[:1]))["images"].numpy() for i in range(2)]
+    np.testing.assert_array_equal(ones[0], generate.draw(model, z[:1], np.eye(10)[labels[:1]], seed=0))
+    assert not np.array_equal(ones[0], ones[1])
 
 
 def test_saved_model_holds_the_generator_only(run, tmp_path):
-    import tensorflow as tf
     out = tmp_path / "served"
     assert export.main(["--checkpoint-dir", str(run / "ckpt"), "--out", str(out)]) == 0
     names = [name for name, _ in tf.train.list_variables(str(out / "variables" / "variables"))]

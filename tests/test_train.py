@@ -73,6 +73,19 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_idx, capsys):
     assert (tmp_path / "a/vis" / last).read_bytes() == (tmp_path / "b/vis" / last).read_bytes()
 
 
+def test_keep_checkpoints_keeps_the_newest_n_and_a_resume_may_change_it(tmp_path, tiny_idx, capsys):
+    def on_disk():
+        return [p.name for p in sorted((tmp_path / "ckpt").glob("ckpt-*.index"), key=lambda p: p.stat().st_mtime)]
+
+    train(small_cfg(tmp_path, tiny_idx, max_iterations=5, checkpoint_every=1, keep_checkpoints=2))
+    assert on_disk() == ["ckpt-4.index", "ckpt-5.index"]
+    assert tf.train.get_checkpoint_state(str(tmp_path / "ckpt")).all_model_checkpoint_paths[-2:] == [
+        str(tmp_path / "ckpt" / "ckpt-4"), str(tmp_path / "ckpt" / "ckpt-5")]
+    train(small_cfg(tmp_path, tiny_idx, max_iterations=9, checkpoint_every=1, keep_checkpoints=3))
+    assert "resuming from" in capsys.readouterr().out
+    assert on_disk() == ["ckpt-7.index", "ckpt-8.index", "ckpt-9.index"]
+
+
 def test_without_seed_one_is_drawn_printed_and_kept(tmp_path, tiny_idx, capsys):
     train(small_cfg(tmp_path, tiny_idx, seed=None, max_iterations=1))
     seed = int(re.search(r"seed: (\d+)", capsys.readouterr().out).group(1))
