@@ -193,7 +193,8 @@ def main(argv=None):
         # Upstream's washed-out (x + 1) / 2 belongs to its training grids only: digits drawn on
         # demand are shown as they are, whatever mode the run was trained in.
         save_visualization(images[..., None] / 255.0, (len(labels), args.n_per_label), out)
-        print(f"wrote {out}: {len(labels)} rows ({args.labels}) x {args.n_per_label} {source}")
+        rows = f"{len(labels)} row{'s' if len(labels) > 1 else ''} ({args.labels})"
+        print(f"wrote {out}: {rows} x {args.n_per_label} {source}")
     if args.npz:
         with atomic_write(args.npz) as f:
             np.savez(f, images=images, labels=y)

@@ -16,6 +16,7 @@ def test_generate_writes_npz_and_grid(tmp_path, tiny_idx):
     r = run_cli("generate", "--labels", "7710", "--n-per-label", "3", "--npz", "out.npz", "--out", "grid.png",
                 "--seed", "5", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
+    assert "wrote grid.png: 4 rows (7710) x 3 from" in r.stdout
     with np.load(tmp_path / "out.npz") as f:
         images, labels = f["images"], f["labels"]
     assert images.dtype == np.uint8 and images.shape == (12, 28, 28)
