@@ -31,20 +31,20 @@ def main():
     if args.requests < 1:
         p.error(f"--requests {args.requests}: must be at least 1")
     try:
-        _, cfg, path, _ = rundir.restore_model(args.checkpoint_dir, None, "trained")
+        trained = rundir.restore_model(args.checkpoint_dir, None, "trained")
     except rundir.RunError as e:
         p.error(str(e))
+    _, cfg, path, _ = trained
+    averaged = rundir.restore_model(args.checkpoint_dir, path, "average")
     classifier = evaluate.Evaluator(cfg, n_per_label=1).classifier
     print(f"{path}, {args.requests} requests per label and case")
-    for weights in ("trained", "average"):
-        model, _, _, drawn = rundir.restore_model(args.checkpoint_dir, path, weights)
+    for model, _, _, drawn in (trained, averaged):
         for asked, n in [("one label", 1), ("one label", 3), ("one label", 10), ("0 to 9", 1), ("0 to 9", 10)]:
+            if asked == "one label":
+                requests = [([label], request * 10 + label) for request in range(args.requests) for label in range(10)]
+            else:
+                requests = [(list(range(10)), request) for request in range(args.requests)]
             for context in (False, True):
-                if asked == "one label":
-                    requests = [([label], request * 10 + label) for request in range(args.requests)
-                                for label in range(10)]
-                else:
-                    requests = [(list(range(10)), request) for request in range(args.requests)]
                 images, labels = zip(*(generate.generate(model, ask, n, seed, context=context)
                                        for ask, seed in requests))
                 images, labels = np.concatenate(images), np.concatenate(labels)

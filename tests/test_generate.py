@@ -34,8 +34,8 @@ def test_generate_writes_npz_and_grid(tmp_path, tiny_idx):
 
 def test_a_small_batch_of_one_label_is_drawn_among_the_context(tmp_path):
     """--labels 7 --n-per-label 3 alone would be a batch of three 7s, normalised by its own
-    statistics (a batch of one is normalised to zero: a blank). Each cell is drawn in one batch
-    with generate.CONTEXT ordinary draws, so it hardly depends on what else was asked for."""
+    statistics (a batch of one is normalised to zero: a blank). Each request is drawn in one batch
+    with generate.CONTEXT ordinary draws, so even a lone digit is decided by its noise."""
     r = run_cli("train", *write_random_pair(tmp_path, seed=3), "--valid-size", "0", "--batch-size", "8",
                 "--max-iterations", "2", "--seed", "1", *SMALL_FLAGS, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -46,7 +46,7 @@ def test_a_small_batch_of_one_label_is_drawn_among_the_context(tmp_path):
     assert labels.tolist() == [7, 7, 7]
     alone, _ = generate.generate(model, [7], 1, seed=4)
     np.testing.assert_array_equal(alone[0], draw(model, z[:1], np.eye(10)[[7]], 4)[0])
-    # Without the context the lone cell is its batch's mean: the same image whatever its noise.
+    # Without the context a lone cell is normalised to zero: the same image whatever its noise.
     blanks = [generate.generate(model, [7], 1, seed=s, context=False)[0][0] for s in (4, 5)]
     np.testing.assert_array_equal(blanks[0], blanks[1])
     assert not np.array_equal(alone[0], generate.generate(model, [7], 1, seed=5)[0][0])

@@ -1,6 +1,7 @@
 """The training loop: which variables each iteration updates, the D/G schedule, exact resume,
 the command line's log and grids, and short runs on real data."""
 import json
+import os
 import re
 
 import numpy as np
@@ -9,6 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 from conftest import FASHION, SHARED_MNIST, SMALL_FLAGS, SMALL_MODEL, random_digits, run_cli, write_idx
+from dcgan_mnist import rundir
 from dcgan_mnist.config import Config
 from dcgan_mnist.model import DCGAN
 from dcgan_mnist.train import train
@@ -74,16 +76,18 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_idx, capsys):
 
 
 def test_keep_checkpoints_keeps_the_newest_n_and_a_resume_may_change_it(tmp_path, tiny_idx, capsys):
+    folder = tmp_path / "ckpt"
+
     def on_disk():
-        return [p.name for p in sorted((tmp_path / "ckpt").glob("ckpt-*.index"), key=lambda p: p.stat().st_mtime)]
+        return [os.path.basename(p) for p in rundir.found_on_disk(str(folder))]
 
     train(small_cfg(tmp_path, tiny_idx, max_iterations=5, checkpoint_every=1, keep_checkpoints=2))
-    assert on_disk() == ["ckpt-4.index", "ckpt-5.index"]
-    assert tf.train.get_checkpoint_state(str(tmp_path / "ckpt")).all_model_checkpoint_paths[-2:] == [
-        str(tmp_path / "ckpt" / "ckpt-4"), str(tmp_path / "ckpt" / "ckpt-5")]
+    assert on_disk() == ["ckpt-4", "ckpt-5"]
+    assert tf.train.get_checkpoint_state(str(folder)).all_model_checkpoint_paths[-2:] == [
+        str(folder / "ckpt-4"), str(folder / "ckpt-5")]
     train(small_cfg(tmp_path, tiny_idx, max_iterations=9, checkpoint_every=1, keep_checkpoints=3))
     assert "resuming from" in capsys.readouterr().out
-    assert on_disk() == ["ckpt-7.index", "ckpt-8.index", "ckpt-9.index"]
+    assert on_disk() == ["ckpt-7", "ckpt-8", "ckpt-9"]
 
 
 def test_without_seed_one_is_drawn_printed_and_kept(tmp_path, tiny_idx, capsys):
