@@ -1,10 +1,10 @@
 """Every setting of a training run, with upstream's defaults, in one dataclass.
 
 The command line of `python -m dcgan_mnist.train` is built from these fields (add_arguments), and
-the settings of a run are saved beside its checkpoints (config.json) so that resume, generate and
-evaluate read them back instead of asking the user again. No default is written anywhere else.
+the settings of a run are saved beside its checkpoints (run.json, checkpoint.py) so that resume,
+generate, evaluate and export read them back instead of asking the user again. No default is
+written anywhere else.
 """
-import argparse
 import dataclasses
 import json
 import math
@@ -13,12 +13,15 @@ import typing
 from dataclasses import dataclass, field
 from typing import Optional
 
+from dcgan_mnist.cli import UserError
+
 RUN_FILE = "run.json"  # a run's settings and data fingerprint, written beside its checkpoints
+METRICS_FILE = "metrics.jsonl"  # quality measured during training (evaluate.py), beside its checkpoints
 WEIGHTS = ("average", "trained")  # what generate, evaluate and export draw from (--weights)
 
 
-class ConfigError(ValueError):
-    """A flag or setting with a bad value; the message names the flag."""
+class ConfigError(UserError, ValueError):
+    """A flag or setting with a bad value; the message names the flag. Exit status 2."""
 
 
 def _f(default, help, run=False, **kw):
@@ -29,7 +32,7 @@ def _f(default, help, run=False, **kw):
 
 @dataclass
 class Config:
-    # Upstream's hyperparameters (train.py), UPSTREAM.md.
+    # Upstream's hyperparameters (its train.py).
     n_epochs: int = _f(100, "epochs to train (upstream's code: 100)")
     learning_rate: float = _f(0.0002, "Adam learning rate, for D and G alike", run=True)
     beta1: float = _f(0.5, "Adam beta1 (beta2 0.999 and epsilon 1e-8 are TF1's defaults)", run=True)
@@ -89,13 +92,19 @@ class Config:
                                    "instructions, see docs/speed.md)", choices=("float32", "bf16"))
 
     # ---- derived and checked ----
+    def generator_kwargs(self):
+        """model.Generator's sizes."""
+        return dict(dim_z=self.dim_z, dim_y=self.dim_y, dim_W1=self.dim_W1, dim_W2=self.dim_W2, dim_W3=self.dim_W3,
+                    dim_channel=self.dim_channel)
+
     def model_kwargs(self):
-        return dict(batch_size=self.batch_size, image_shape=[28, 28, self.dim_channel], dim_z=self.dim_z,
-                    dim_y=self.dim_y, dim_W1=self.dim_W1, dim_W2=self.dim_W2, dim_W3=self.dim_W3,
-                    dim_channel=self.dim_channel, upstream_quirks=self.upstream_quirks)
+        """model.DCGAN's arguments."""
+        return dict(batch_size=self.batch_size, image_shape=[28, 28, self.dim_channel],
+                    upstream_quirks=self.upstream_quirks, **self.generator_kwargs())
 
     def validate(self):
-        """Raise ConfigError naming the first bad flag. Data-dependent checks happen in data.py."""
+        """Raise ConfigError naming the first bad flag. Checks against the data (--valid-size, --batch-size
+        against the number of images) happen when train.py has loaded it."""
         def bad(name, why):
             raise ConfigError(f"--{flag_name(name)} {getattr(self, name)}: {why}")
 
@@ -153,9 +162,12 @@ def flag_name(field_name):
     return field_name.lower().replace("_", "-")
 
 
-def add_arguments(parser, cls=Config):
-    """One flag per field, named --field-name, its default and help taken from the dataclass."""
+def add_arguments(parser, cls=Config, only=None):
+    """One flag per field (or per field named in `only`), named --field-name, its default and help
+    taken from the dataclass."""
     for f in dataclasses.fields(cls):
+        if only is not None and f.name not in only:
+            continue
         flag = "--" + flag_name(f.name)
         if f.type is bool:
             parser.add_argument(flag, dest=f.name, action="store_true", help=f.metadata["help"])
@@ -197,11 +209,5 @@ def check_output_folders(parser, outputs):
 
 
 def from_args(args, cls=Config):
-    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
-
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse whose errors are one line on stderr and exit status 2 (no usage block)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+    """The Config of parsed flags; fields without a flag (add_arguments' `only`) keep their defaults."""
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})

@@ -15,9 +15,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dcgan_mnist.cli import UserError
 
-class DataError(ValueError):
-    """A data file that is missing, unreadable or malformed; the message names it."""
+
+class DataError(UserError, ValueError):
+    """A data file that is missing, unreadable or malformed; the message names it. Exit status 2."""
 
 
 # IDX: a 4-byte magic (0, 0, type code, number of dimensions), one big-endian uint32 per

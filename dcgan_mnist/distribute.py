@@ -19,7 +19,7 @@ import threading
 
 import tensorflow as tf
 
-from dcgan_mnist import rundir
+from dcgan_mnist import folder
 from dcgan_mnist.config import RUN_FILE, ConfigError
 
 
@@ -87,12 +87,12 @@ def is_chief(strategy):
 
 def worker_checkpoint_manager(checkpoint, checkpoint_dir, task_id):
     """Other workers save too, as TensorFlow's multi-worker recipe asks (saving may need every
-    worker), into their own folder under the run's (rundir.worker_folder): emptied now, removed
+    worker), into their own folder under the run's (folder.worker_folder): emptied now, removed
     when the process exits. They restore from the chief's --checkpoint-dir."""
-    folder = rundir.worker_folder(checkpoint_dir, task_id)
-    rundir.remove_worker_folder(folder)
-    atexit.register(rundir.remove_worker_folder, folder)
-    return tf.train.CheckpointManager(checkpoint, folder, max_to_keep=1)
+    own = folder.worker_folder(checkpoint_dir, task_id)
+    folder.remove_worker_folder(own)
+    atexit.register(folder.remove_worker_folder, own)
+    return tf.train.CheckpointManager(checkpoint, own, max_to_keep=1)
 
 
 # ---------------------------------------------------------------- a lost or stopped worker
@@ -144,7 +144,7 @@ class StopTogether:
     through TensorFlow's coordination service (no collective per iteration): it polls
     StopSignals, and the signalled worker posts the next iteration for every worker to stop
     after. The loop then saves as after any stop, so checkpoints keep their ckpt-ITERATION names
-    and checks (rundir.save)."""
+    and checks (checkpoint.save)."""
 
     def __init__(self, strategy, signals, manager):
         self.signals, self.reason, self._handler = signals, None, None
@@ -181,7 +181,7 @@ def quiet_worker(strategy):
 def step_function(strategy, step, noise, jit_compile=False):
     """A compiled training step on the global batch (images [B, ...], labels [B]).
 
-    step(images, labels, Z) is train.py's train_step; noise(images) draws the global Z. On one
+    step(images, labels, Z) is step.py's train_step; noise(images) draws the global Z. On one
     device this is tf.function(step(images, labels, noise(images))), exactly as before; on
     several, each replica runs step on its slice and the printed figures are the replicas' means
     (equal slices, so the means of the global batch)."""
@@ -205,6 +205,6 @@ def step_function(strategy, step, noise, jit_compile=False):
 
 def _quiet_lost_worker(args):
     # PreemptionCheckpointHandler's watcher thread waits on the coordination service, which a lost
-    # chief takes with it; the main thread says so in one line (train.main), without a traceback.
+    # chief takes with it; the main thread says so in one line (train.train_command), without a traceback.
     if not isinstance(args.exc_value, LOST_WORKER_ERRORS):
         threading.__excepthook__(args)

@@ -24,18 +24,12 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from dcgan_mnist import data, rundir
-from dcgan_mnist.config import (
-    Config,
-    ConfigError,
-    OneLineErrorParser,
-    add_checkpoint_arguments,
-    check_sampling_arguments,
-)
+from dcgan_mnist import checkpoint, data
+from dcgan_mnist.cli import OneLineErrorParser, add_verbose, run
+from dcgan_mnist.config import METRICS_FILE, Config, ConfigError, add_checkpoint_arguments, check_sampling_arguments
 from dcgan_mnist.data import DataError
 from dcgan_mnist.files import write_json_atomic
 from dcgan_mnist.generate import generate
-from dcgan_mnist.rundir import RunError
 
 # Shared by every run on the same training data: the classifier is keyed by the data's
 # fingerprint (data.fingerprint, the same hash run.json records), the seed and this version.
@@ -50,7 +44,6 @@ CLASSIFIER_MAX_STEPS = 6000
 CLASSIFIER_STEPS = None
 CLASSIFIER_BATCH = 128
 CLASSIFIER_SHIFT = 1  # training only: each image moved by -SHIFT..SHIFT whole pixels each way
-METRICS_FILE = "metrics.jsonl"  # in the checkpoint folder, one line per measurement during training
 SEED = 0  # evaluate's default --seed, also used by the figures taken during training
 
 
@@ -302,6 +295,22 @@ def table(rows, result):
     return "\n".join(lines)
 
 
+def command(p, args):
+    check_sampling_arguments(p, args, [("--out", args.out)])
+    generator, cfg, ckpt_path, drawn = checkpoint.restore_generator(args.checkpoint_dir, args.checkpoint,
+                                                                    args.weights)
+    evaluator = Evaluator(cfg, args.n_per_label, args.seed, args.cache_dir, args.retrain_classifier,
+                          fingerprint=checkpoint.read_run(args.checkpoint_dir)[1])
+    result = evaluator(generator)
+    result["checkpoint"], result["weights"] = ckpt_path, drawn
+    print(f"checkpoint {ckpt_path} ({checkpoint.describe(drawn)}), {args.n_per_label} images per label, "
+          f"seed {args.seed}, data {evaluator.source}")
+    print(table([("generated", result["generated"]), ("held-out real", result["real"])], result))
+    if args.out:
+        write_json_atomic(result, args.out)
+        print(f"wrote {args.out}")
+
+
 def main(argv=None):
     p = OneLineErrorParser(prog="python -m dcgan_mnist.evaluate", description=__doc__.splitlines()[0])
     add_checkpoint_arguments(p)
@@ -313,25 +322,8 @@ def main(argv=None):
     p.add_argument("--retrain-classifier", action="store_true", help="train the classifier again, "
                                                                      "replacing the cached one")
     p.add_argument("--cache-dir", default=CACHE_DIR, help="where classifiers are cached (default: %(default)s)")
-    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up messages")
-    args = p.parse_args(argv)
-    check_sampling_arguments(p, args, [("--out", args.out)])
-    try:
-        model, cfg, ckpt_path, drawn = rundir.restore_model(args.checkpoint_dir, args.checkpoint, args.weights)
-        evaluator = Evaluator(cfg, args.n_per_label, args.seed, args.cache_dir, args.retrain_classifier,
-                              fingerprint=rundir.read_run(args.checkpoint_dir)[1])
-    except (RunError, DataError, ConfigError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    result = evaluator(model)
-    result["checkpoint"], result["weights"] = ckpt_path, drawn
-    print(f"checkpoint {ckpt_path} ({rundir.describe(drawn)}), {args.n_per_label} images per label, "
-          f"seed {args.seed}, data {evaluator.source}")
-    print(table([("generated", result["generated"]), ("held-out real", result["real"])], result))
-    if args.out:
-        write_json_atomic(result, args.out)
-        print(f"wrote {args.out}")
-    return 0
+    add_verbose(p)
+    return run(p, argv, lambda args: command(p, args))
 
 
 if __name__ == "__main__":

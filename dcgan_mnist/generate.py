@@ -15,10 +15,11 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from dcgan_mnist.config import OneLineErrorParser, add_checkpoint_arguments, check_sampling_arguments
+from dcgan_mnist.checkpoint import describe, restore_generator
+from dcgan_mnist.cli import OneLineErrorParser, add_verbose, run
+from dcgan_mnist.config import add_checkpoint_arguments, check_sampling_arguments
 from dcgan_mnist.files import atomic_write
 from dcgan_mnist.grid import make_grid, save_image_atomic, save_visualization
-from dcgan_mnist.rundir import RunError, describe, restore_model
 
 MODES = ("classes", "latent")
 DEFAULTS = dict(labels="0123456789", n_per_label=10, pairs="07,18,36", steps=10)
@@ -44,8 +45,8 @@ def to_pixels(images):
 
 
 def generate(model, labels, n_per_label, seed, context=True):
-    """uint8 images [len(labels) * n, 28, 28] and int labels, label by label in the given order,
-    drawn in one batch with the context (draw). context=False: the requested set alone is the
+    """From model (a model.Generator): uint8 images [len(labels) * n, 28, 28] and int labels, label by
+    label in the given order, drawn in one batch with the context (draw). context=False: the requested set alone is the
     batch, for callers whose batches already mix the labels like a training batch (evaluate's)."""
     y = np.repeat(np.asarray(labels, dtype=np.int64), n_per_label)
     rng = np.random.default_rng(seed)
@@ -129,7 +130,7 @@ def refuse_other_modes(parser, args):
             parser.error(f"{flag} {value}: {why}")
 
 
-def main(argv=None):
+def parser():
     p = OneLineErrorParser(prog="python -m dcgan_mnist.generate", description=__doc__.splitlines()[0])
     add_checkpoint_arguments(p)
     # Defaults are filled in after refuse_other_modes, which needs to know what was typed.
@@ -147,8 +148,13 @@ def main(argv=None):
     p.add_argument("--steps", type=int, help=f"with --interpolate: columns per row, ends included "
                                              f"(default: {DEFAULTS['steps']})")
     p.add_argument("--gif", help="with --interpolate: also write an animated GIF, one frame per step")
-    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up messages")
-    args = p.parse_args(argv)
+    add_verbose(p)
+    return p
+
+
+def check_arguments(p, args):
+    """Refuse bad or misplaced flags (exit 2, one line); fill in the defaults. Returns the grid's path
+    (None when only --npz or --gif is wanted), the labels and the pairs."""
     refuse_other_modes(p, args)
     for name, value in DEFAULTS.items():
         if getattr(args, name) is None:
@@ -165,29 +171,26 @@ def main(argv=None):
     if args.gif and not args.gif.lower().endswith(".gif"):
         p.error(f"--gif {args.gif}: must end in .gif")
     try:
-        labels = parse_labels(args.labels)
-        pairs = parse_pairs(args.pairs)
+        return out, parse_labels(args.labels), parse_pairs(args.pairs)
     except ValueError as e:
         p.error(str(e))
-    try:
-        model, _, ckpt_path, drawn = restore_model(args.checkpoint_dir, args.checkpoint, args.weights)
-    except RunError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    source = f"from {ckpt_path} ({describe(drawn)})"
-    if args.interpolate:
-        if args.interpolate == "classes":
-            walks, rows = class_interpolation(model, pairs, args.steps, args.seed), f"pairs {args.pairs}"
-        else:
-            walks, rows = latent_interpolation(model, labels, args.steps, args.seed), f"labels {args.labels}"
-        what = f"{args.interpolate} interpolation of {rows} (one row each), {args.steps} steps"
-        if out:
-            save_visualization(walks.reshape(-1, *walks.shape[2:]) / 255.0, walks.shape[:2], out)
-            print(f"wrote {out}: {what} {source}")
-        if args.gif:
-            save_gif(walks, args.gif)
-            print(f"wrote {args.gif}: {what}, one frame per step {source}")
-        return 0
+
+
+def write_interpolation(model, args, out, labels, pairs, source):
+    if args.interpolate == "classes":
+        walks, rows = class_interpolation(model, pairs, args.steps, args.seed), f"pairs {args.pairs}"
+    else:
+        walks, rows = latent_interpolation(model, labels, args.steps, args.seed), f"labels {args.labels}"
+    what = f"{args.interpolate} interpolation of {rows} (one row each), {args.steps} steps"
+    if out:
+        save_visualization(walks.reshape(-1, *walks.shape[2:]) / 255.0, walks.shape[:2], out)
+        print(f"wrote {out}: {what} {source}")
+    if args.gif:
+        save_gif(walks, args.gif)
+        print(f"wrote {args.gif}: {what}, one frame per step {source}")
+
+
+def write_digits(model, args, out, labels, source):
     images, y = generate(model, labels, args.n_per_label, args.seed)
     if out:
         # Upstream's washed-out (x + 1) / 2 belongs to its training grids only: digits drawn on
@@ -199,7 +202,21 @@ def main(argv=None):
         with atomic_write(args.npz) as f:
             np.savez(f, images=images, labels=y)
         print(f"wrote {args.npz}: images {images.shape} uint8, labels {y.shape} {source}")
-    return 0
+
+
+def command(p, args):
+    out, labels, pairs = check_arguments(p, args)
+    model, _, ckpt_path, drawn = restore_generator(args.checkpoint_dir, args.checkpoint, args.weights)
+    source = f"from {ckpt_path} ({describe(drawn)})"
+    if args.interpolate:
+        write_interpolation(model, args, out, labels, pairs, source)
+    else:
+        write_digits(model, args, out, labels, source)
+
+
+def main(argv=None):
+    p = parser()
+    return run(p, argv, lambda args: command(p, args))
 
 
 if __name__ == "__main__":

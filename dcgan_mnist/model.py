@@ -1,17 +1,28 @@
 """The conditional DCGAN of yihui-he/GAN-MNIST (its model.py), written for TensorFlow 2.
 
-Weights, forward passes and costs, nothing else. Names (gen_W1, discrim_W4, dim_z, ...) are
-upstream's, so this file can be read side by side with upstream and the seed document.
-Shapes are NHWC; no batch size is baked in, so any batch runs through the same functions.
+Weights, forward passes and costs, nothing else. Names (gen_W1, discrim_W4, dim_z, yb, h1, ...)
+and the order of the lines are upstream's, so this file reads side by side with upstream's
+model.py and a walkthrough of it. Shapes are NHWC; no batch size is baked in, so any batch runs
+through the same functions.
 
-Upstream defects fixed here by default, restored by upstream_quirks=True (UPSTREAM.md):
+- Generator: gen_W1 .. gen_W4 and upstream's generate / samples_generator. Training's grids,
+  the averaged generator, generate, evaluate and export all draw from an instance of it.
+- DCGAN: a Generator plus upstream's discriminator weights, discriminate and build_model.
+
+Upstream defects fixed here by default, restored by upstream_quirks=True (docs/upstream.md):
   1. bce clipped the discriminator's logits to [1e-7, 1 - 1e-7];
   2. the discriminator's final logit went through batchnorm and lrelu.
 (Defect 3, the (x + 1) / 2 of the grids, lives where grids are written: grid.py.)
+
+`python -m dcgan_mnist.model [--batch-size N --dim-w3 N ...]` prints every weight's and every
+layer's shape in the walkthrough's order, read from a model built with those sizes.
 """
+import sys
+
 import tensorflow as tf
 
-from dcgan_mnist.config import Config
+from dcgan_mnist.cli import OneLineErrorParser, add_verbose, run
+from dcgan_mnist.config import Config, add_arguments, from_args
 
 
 def batchnormalize(X, eps=1e-8):
@@ -56,112 +67,205 @@ def bce(logits, targets, upstream_quirks=False):
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits))
 
 
-def concat_label(h, Y):
-    """Append one-hot labels Y [B, dim_y] to h: on the features of a [B, F] tensor, or
-    broadcast over every pixel of a [B, H, W, C] one (upstream's yb * tf.ones(...))."""
-    if len(h.shape) == 2:
-        return tf.concat([h, Y], axis=1)
-    shape = tf.shape(h)
-    yb = tf.reshape(Y, [-1, 1, 1, Y.shape[-1]])
-    return tf.concat([h, yb * tf.ones([shape[0], shape[1], shape[2], Y.shape[-1]], h.dtype)], axis=3)
+def normal_weight(rng, shape, name):
+    # Upstream: tf.random_normal(shape, stddev=0.02), no biases anywhere.
+    return tf.Variable(rng.normal(shape, stddev=0.02), name=name)
 
 
-class DCGAN(tf.Module):
-    """Generator and discriminator weights, N(0, 0.02), no biases, upstream's names and shapes.
+def weights_rng(seed=None):
+    """The generator of initial weights: seeded, or drawn from the OS when seed is None."""
+    return tf.random.Generator.from_seed(seed) if seed is not None else \
+        tf.random.Generator.from_non_deterministic_state()
 
-    The constructor takes upstream's arguments with upstream's defaults, so the seed's
-    DCGAN(batch_size=128, image_shape=[28, 28, 1], dim_z=100, dim_W1=1024, dim_W2=128, dim_W3=64)
-    and DCGAN() both build upstream's model. The sizes are the training run's settings, so their
-    defaults come from config.Config; batch_size is model.py's own 100 (train.py passed 128),
-    recorded and never baked into a shape.
+
+class Generator(tf.Module):
+    """gen_W1 .. gen_W4, N(0, 0.02), upstream's names and shapes, and the generator's passes.
+
+    weights: four existing variables to draw from instead of new ones (the averaged generator
+    draws from tf.train.ExponentialMovingAverage's averages of a DCGAN's weights). A checkpoint
+    stores them by these attribute names, so one saved as part of a DCGAN (model/gen_W1 ...)
+    restores into a Generator as well.
     """
 
-    def __init__(self, batch_size=100, image_shape=(28, 28, Config.dim_channel), dim_z=Config.dim_z,
-                 dim_y=Config.dim_y, dim_W1=Config.dim_W1, dim_W2=Config.dim_W2, dim_W3=Config.dim_W3,
-                 dim_channel=Config.dim_channel, upstream_quirks=Config.upstream_quirks, seed=None):
-        super().__init__(name="dcgan")
-        if list(image_shape[:2]) != [28, 28] or image_shape[2] != dim_channel:
-            # The generator upsamples 7 -> 14 -> 28, as upstream's does.
-            raise ValueError(f"image_shape must be [28, 28, dim_channel], got {list(image_shape)}")
-        self.batch_size = batch_size  # upstream's argument; kept for reference, never baked in
-        self.image_shape = list(image_shape)
+    def __init__(self, dim_z=Config.dim_z, dim_y=Config.dim_y, dim_W1=Config.dim_W1, dim_W2=Config.dim_W2,
+                 dim_W3=Config.dim_W3, dim_channel=Config.dim_channel, rng=None, weights=None, name="generator"):
+        super().__init__(name=name)
         self.dim_z = dim_z
         self.dim_y = dim_y
         self.dim_W1 = dim_W1
         self.dim_W2 = dim_W2
         self.dim_W3 = dim_W3
         self.dim_channel = dim_channel
-        self.upstream_quirks = upstream_quirks
-
-        rng = tf.random.Generator.from_seed(seed) if seed is not None else \
-            tf.random.Generator.from_non_deterministic_state()
-
-        def weight(shape, name):
-            return tf.Variable(rng.normal(shape, stddev=0.02), name=name)
-
-        self.gen_W1 = weight([dim_z + dim_y, dim_W1], "gen_W1")
-        self.gen_W2 = weight([dim_W1 + dim_y, dim_W2 * 7 * 7], "gen_W2")
-        self.gen_W3 = weight([5, 5, dim_W3, dim_W2 + dim_y], "gen_W3")  # conv-transpose: [h, w, out, in]
-        self.gen_W4 = weight([5, 5, dim_channel, dim_W3 + dim_y], "gen_W4")
-
-        self.discrim_W1 = weight([5, 5, dim_channel + dim_y, dim_W3], "discrim_W1")
-        self.discrim_W2 = weight([5, 5, dim_W3 + dim_y, dim_W2], "discrim_W2")
-        self.discrim_W3 = weight([dim_W2 * 7 * 7 + dim_y, dim_W1], "discrim_W3")
-        self.discrim_W4 = weight([dim_W1 + dim_y, 1], "discrim_W4")
+        if weights is None:
+            rng = rng or weights_rng()
+            weights = [normal_weight(rng, [dim_z + dim_y, dim_W1], "gen_W1"),
+                       normal_weight(rng, [dim_W1 + dim_y, dim_W2 * 7 * 7], "gen_W2"),
+                       normal_weight(rng, [5, 5, dim_W3, dim_W2 + dim_y], "gen_W3"),  # conv-transpose: [h, w, out, in]
+                       normal_weight(rng, [5, 5, dim_channel, dim_W3 + dim_y], "gen_W4")]
+        self.gen_W1, self.gen_W2, self.gen_W3, self.gen_W4 = weights
 
     @property
     def gen_vars(self):
         return [self.gen_W1, self.gen_W2, self.gen_W3, self.gen_W4]
 
-    @property
-    def discrim_vars(self):
-        return [self.discrim_W1, self.discrim_W2, self.discrim_W3, self.discrim_W4]
+    def sizes(self):
+        """The constructor's size arguments: another Generator(**g.sizes()) has g's shapes."""
+        return dict(dim_z=self.dim_z, dim_y=self.dim_y, dim_W1=self.dim_W1, dim_W2=self.dim_W2, dim_W3=self.dim_W3,
+                    dim_channel=self.dim_channel)
 
     def generate(self, Z, Y):
         """Z [B, dim_z], Y one-hot [B, dim_y] -> logits [B, 28, 28, dim_channel]."""
         B = tf.shape(Z)[0]
-        Z = concat_label(Z, Y)                                              # [B, 110]
-        h1 = tf.nn.relu(batchnormalize(tf.matmul(Z, self.gen_W1)))          # [B, 1024]
-        h1 = concat_label(h1, Y)                                            # [B, 1034]
-        h2 = tf.nn.relu(batchnormalize(tf.matmul(h1, self.gen_W2)))         # [B, 6272]
+        yb = tf.reshape(Y, [B, 1, 1, self.dim_y])
+        Z = tf.concat([Z, Y], axis=1)
+        h1 = tf.nn.relu(batchnormalize(tf.matmul(Z, self.gen_W1)))
+        h1 = tf.concat([h1, Y], axis=1)
+        h2 = tf.nn.relu(batchnormalize(tf.matmul(h1, self.gen_W2)))
         h2 = tf.reshape(h2, [B, 7, 7, self.dim_W2])
-        h2 = concat_label(h2, Y)                                            # [B, 7, 7, 138]
-        h3 = tf.nn.conv2d_transpose(h2, self.gen_W3, output_shape=[B, 14, 14, self.dim_W3],
-                                    strides=[1, 2, 2, 1], padding="SAME")
-        h3 = tf.nn.relu(batchnormalize(h3))                                 # [B, 14, 14, 64]
-        h3 = concat_label(h3, Y)                                            # [B, 14, 14, 74]
-        h4 = tf.nn.conv2d_transpose(h3, self.gen_W4, output_shape=[B, 28, 28, self.dim_channel],
-                                    strides=[1, 2, 2, 1], padding="SAME")
-        return h4                                                           # [B, 28, 28, 1]
+        h2 = tf.concat([h2, yb * tf.ones([B, 7, 7, self.dim_y], Y.dtype)], axis=3)
+        output_shape_l3 = [B, 14, 14, self.dim_W3]
+        h3 = tf.nn.conv2d_transpose(h2, self.gen_W3, output_shape=output_shape_l3, strides=[1, 2, 2, 1],
+                                    padding="SAME")
+        h3 = tf.nn.relu(batchnormalize(h3))
+        h3 = tf.concat([h3, yb * tf.ones([B, 14, 14, self.dim_y], Y.dtype)], axis=3)
+        output_shape_l4 = [B, 28, 28, self.dim_channel]
+        h4 = tf.nn.conv2d_transpose(h3, self.gen_W4, output_shape=output_shape_l4, strides=[1, 2, 2, 1],
+                                    padding="SAME")
+        return h4
+
+    def samples_generator(self, Z, Y):
+        """Images in [0, 1], [B, 28, 28, dim_channel], for any batch size (196 for grids)."""
+        return tf.nn.sigmoid(self.generate(Z, Y))
+
+
+class DCGAN(Generator):
+    """Upstream's DCGAN: the Generator's weights, then the discriminator's, N(0, 0.02).
+
+    The constructor takes upstream's arguments with upstream's defaults, so the
+    DCGAN(batch_size=128, image_shape=[28, 28, 1], dim_z=100, dim_W1=1024, dim_W2=128, dim_W3=64)
+    of upstream's train.py and DCGAN() both build upstream's model. The sizes are the training
+    run's settings, so their defaults come from config.Config; batch_size is model.py's own 100.
+    No shape depends on batch_size: upstream baked it into its placeholders, here it is the batch
+    `python -m dcgan_mnist.model` traces.
+    """
+
+    def __init__(self, batch_size=100, image_shape=(28, 28, Config.dim_channel), dim_z=Config.dim_z,
+                 dim_y=Config.dim_y, dim_W1=Config.dim_W1, dim_W2=Config.dim_W2, dim_W3=Config.dim_W3,
+                 dim_channel=Config.dim_channel, upstream_quirks=Config.upstream_quirks, seed=None):
+        if list(image_shape[:2]) != [28, 28] or image_shape[2] != dim_channel:
+            # The generator upsamples 7 -> 14 -> 28, as upstream's does.
+            raise ValueError(f"image_shape must be [28, 28, dim_channel], got {list(image_shape)}")
+        rng = weights_rng(seed)  # one stream, G's weights first, as upstream creates them
+        super().__init__(dim_z, dim_y, dim_W1, dim_W2, dim_W3, dim_channel, rng=rng, name="dcgan")
+        self.batch_size = batch_size
+        self.image_shape = list(image_shape)
+        self.upstream_quirks = upstream_quirks
+        self.discrim_W1 = normal_weight(rng, [5, 5, dim_channel + dim_y, dim_W3], "discrim_W1")
+        self.discrim_W2 = normal_weight(rng, [5, 5, dim_W3 + dim_y, dim_W2], "discrim_W2")
+        self.discrim_W3 = normal_weight(rng, [dim_W2 * 7 * 7 + dim_y, dim_W1], "discrim_W3")
+        self.discrim_W4 = normal_weight(rng, [dim_W1 + dim_y, 1], "discrim_W4")
+
+    @property
+    def discrim_vars(self):
+        return [self.discrim_W1, self.discrim_W2, self.discrim_W3, self.discrim_W4]
+
+    def build_model(self, Z, Y, image_real):
+        """Upstream's build_model without placeholders: returns d_cost, g_cost, p_real, p_gen."""
+        h4 = self.generate(Z, Y)
+        image_gen = tf.nn.sigmoid(h4)
+        raw_real = self.discriminate(image_real, Y)
+        p_real = tf.nn.sigmoid(raw_real)
+        raw_gen = self.discriminate(image_gen, Y)
+        p_gen = tf.nn.sigmoid(raw_gen)
+        q = self.upstream_quirks
+        discrim_cost_real = bce(raw_real, tf.ones_like(raw_real), q)
+        discrim_cost_gen = bce(raw_gen, tf.zeros_like(raw_gen), q)
+        discrim_cost = discrim_cost_real + discrim_cost_gen
+        gen_cost = bce(raw_gen, tf.ones_like(raw_gen), q)
+        return discrim_cost, gen_cost, p_real, p_gen
 
     def discriminate(self, image, Y):
         """image [B, 28, 28, dim_channel] in [0, 1], Y one-hot -> logits [B, 1]."""
         B = tf.shape(image)[0]
-        X = concat_label(image, Y)                                          # [B, 28, 28, 11]
+        yb = tf.reshape(Y, [B, 1, 1, self.dim_y])
+        X = tf.concat([image, yb * tf.ones([B, 28, 28, self.dim_y], Y.dtype)], axis=3)
         h1 = lrelu(tf.nn.conv2d(X, self.discrim_W1, strides=[1, 2, 2, 1], padding="SAME"))
-        h1 = concat_label(h1, Y)                                            # [B, 14, 14, 74]
+        h1 = tf.concat([h1, yb * tf.ones([B, 14, 14, self.dim_y], Y.dtype)], axis=3)
         h2 = lrelu(batchnormalize(tf.nn.conv2d(h1, self.discrim_W2, strides=[1, 2, 2, 1], padding="SAME")))
         h2 = tf.reshape(h2, [B, 7 * 7 * self.dim_W2])
-        h2 = concat_label(h2, Y)                                            # [B, 6282]
-        h3 = lrelu(batchnormalize(tf.matmul(h2, self.discrim_W3)))          # [B, 1024]
-        h3 = concat_label(h3, Y)                                            # [B, 1034]
-        h4 = tf.matmul(h3, self.discrim_W4)                                 # [B, 1]
+        h2 = tf.concat([h2, Y], axis=1)
+        h3 = lrelu(batchnormalize(tf.matmul(h2, self.discrim_W3)))
+        h3 = tf.concat([h3, Y], axis=1)
+        h4 = tf.matmul(h3, self.discrim_W4)
         if self.upstream_quirks:
             # Defect 2: normalising a one-unit logit over the batch forces mean 0, variance 1
             # in every batch, so real and generated batches look alike on average.
             h4 = lrelu(batchnormalize(h4))
         return h4
 
-    def build_model(self, Z, Y, image_real):
-        """Upstream's build_model without placeholders: returns d_cost, g_cost, p_real, p_gen."""
-        image_gen = tf.nn.sigmoid(self.generate(Z, Y))
-        raw_real = self.discriminate(image_real, Y)
-        raw_gen = self.discriminate(image_gen, Y)
-        q = self.upstream_quirks
-        d_cost = bce(raw_real, tf.ones_like(raw_real), q) + bce(raw_gen, tf.zeros_like(raw_gen), q)
-        g_cost = bce(raw_gen, tf.ones_like(raw_gen), q)
-        return d_cost, g_cost, tf.nn.sigmoid(raw_real), tf.nn.sigmoid(raw_gen)
 
-    def samples_generator(self, Z, Y):
-        """Images in [0, 1], [B, 28, 28, dim_channel], for any batch size (196 for grids)."""
-        return tf.nn.sigmoid(self.generate(Z, Y))
+# ---------------------------------------------------------------- the walkthrough's shapes
+
+# Each pass's reshapes, concats, matmuls and convs in the order upstream's lines run them, with the
+# walkthrough's name for the result. shapes() reads their shapes from the traced graph, and stops
+# if the passes above no longer run these ops in this order.
+WALKTHROUGH = {
+    "generate": (("Reshape", "yb = reshape(Y)"), ("ConcatV2", "Z = concat(Z, Y)"),
+                 ("MatMul", "h1 = matmul(Z, gen_W1)"), ("ConcatV2", "h1 = concat(h1, Y)"),
+                 ("MatMul", "h2 = matmul(h1, gen_W2)"), ("Reshape", "h2 = reshape(h2)"),
+                 ("ConcatV2", "h2 = concat(h2, yb * ones)"),
+                 ("Conv2DBackpropInput", "h3 = conv2d_transpose(h2, gen_W3) = output_shape_l3"),
+                 ("ConcatV2", "h3 = concat(h3, yb * ones)"),
+                 ("Conv2DBackpropInput", "h4 = conv2d_transpose(h3, gen_W4) = output_shape_l4")),
+    "discriminate": (("Reshape", "yb = reshape(Y)"), ("ConcatV2", "X = concat(image, yb * ones)"),
+                     ("Conv2D", "h1 = conv2d(X, discrim_W1)"), ("ConcatV2", "h1 = concat(h1, yb * ones)"),
+                     ("Conv2D", "h2 = conv2d(h1, discrim_W2)"), ("Reshape", "h2 = reshape(h2)"),
+                     ("ConcatV2", "h2 = concat(h2, Y)"), ("MatMul", "h3 = matmul(h2, discrim_W3)"),
+                     ("ConcatV2", "h3 = concat(h3, Y)"), ("MatMul", "h4 = matmul(h3, discrim_W4)")),
+}
+
+
+def traced_shapes(fn, specs, steps):
+    """[(name, shape)] of steps' ops in fn's graph traced for specs."""
+    graph = tf.function(fn).get_concrete_function(*specs).graph
+    ops = [op for op in graph.get_operations() if op.type in {kind for kind, _ in steps}]
+    if [op.type for op in ops] != [kind for kind, _ in steps]:
+        raise RuntimeError(f"{fn.__name__} no longer runs the walkthrough's ops: {[op.type for op in ops]}")
+    return [(name, op.outputs[0].shape.as_list()) for (_, name), op in zip(steps, ops)]
+
+
+def shapes(model):
+    """[(section, [(name, shape)])]: the weights, build_model's inputs and every layer of
+    generate and discriminate, for a batch of model.batch_size, in the walkthrough's order."""
+    B = model.batch_size
+    weights = [(v.name.split(":")[0], v.shape.as_list()) for v in model.gen_vars + model.discrim_vars]
+    Z = tf.TensorSpec([B, model.dim_z])
+    Y = tf.TensorSpec([B, model.dim_y])
+    image_real = tf.TensorSpec([B] + model.image_shape)
+    inputs = [("Z", Z.shape.as_list()), ("Y", Y.shape.as_list()), ("image_real", image_real.shape.as_list())]
+    return [("weights", weights), ("build_model's inputs", inputs),
+            ("generate", traced_shapes(model.generate, (Z, Y), WALKTHROUGH["generate"])),
+            ("discriminate", traced_shapes(model.discriminate, (image_real, Y), WALKTHROUGH["discriminate"]))]
+
+
+SIZE_FLAGS = ("batch_size", "dim_z", "dim_y", "dim_W1", "dim_W2", "dim_W3", "dim_channel", "upstream_quirks")
+
+
+def print_shapes(args):
+    cfg = from_args(args).validate()
+    for section, rows in shapes(DCGAN(**cfg.model_kwargs(), seed=0)):
+        print(f"{section}:")
+        for name, shape in rows:
+            print(f"  {name} = {shape}")
+
+
+def main(argv=None):
+    parser = OneLineErrorParser(prog="python -m dcgan_mnist.model", description="Print every weight's and layer's "
+                                "shape of the model built with these sizes, in the walkthrough's order.")
+    add_arguments(parser, only=SIZE_FLAGS)
+    add_verbose(parser)
+    return run(parser, argv, print_shapes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

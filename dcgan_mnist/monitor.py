@@ -1,6 +1,6 @@
 """What a user watches during a run: the log or a progress bar, and TensorBoard summaries.
 
-Upstream printed six lines per iteration; that stays the default (train.print_iteration).
+Upstream printed six lines per iteration; that stays the default (print_iteration).
 --progress shows a tqdm bar per epoch instead (ETA, it/s, latest losses), and --logdir writes
 tf.summary scalars and the sample grid for TensorBoard. Only the chief process monitors.
 
@@ -11,19 +11,33 @@ import math
 import sys
 import time
 
+import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
 from dcgan_mnist.grid import make_grid
 
 
+def print_iteration(it, updating, gen_loss, discrim_loss, p_real, p_gen):
+    # Upstream's six lines, word for word, so scripts that read its logs read these.
+    print(f"=========== updating {updating} ==========")
+    print("iteration:", it)
+    print("gen loss:", np.float32(gen_loss))
+    print("discrim loss:", np.float32(discrim_loss))
+    print("Average P(real)=", np.float32(p_real))
+    print("Average P(gen)=", np.float32(p_gen))
+
+
+def print_epoch(epoch, n_epochs, done, seconds, batch_size):
+    print(f"epoch {epoch + 1}/{n_epochs}: {done} iterations in {seconds:.1f} s, "
+          f"{seconds / max(done, 1):.4f} s/iteration, {done * batch_size / seconds:.0f} images/s")
+
+
 class Monitor:
-    def __init__(self, cfg, steps_per_epoch, total, log, enabled=True):
-        """log(iteration, updating, g_cost, d_cost, p_real, p_gen): upstream's six lines."""
+    def __init__(self, cfg, steps_per_epoch, total, enabled=True):
         self.cfg = cfg
         self.steps_per_epoch = steps_per_epoch
         self.total = total
-        self.log = log
         self.enabled = enabled
         self.bar = None
         self.writer = tf.summary.create_file_writer(cfg.logdir) if enabled and cfg.logdir else None
@@ -48,7 +62,7 @@ class Monitor:
                                      refresh=False)
             self.bar.update(1)  # redraws at most every 0.1 s (tqdm's mininterval)
         elif logged:
-            self.log(iteration, updating, g_cost, d_cost, p_real, p_gen)
+            print_iteration(iteration, updating, g_cost, d_cost, p_real, p_gen)
         if not logged:
             return
         if self.writer is not None:
@@ -76,7 +90,13 @@ class Monitor:
         with self.writer.as_default(step=iteration):
             tf.summary.image("samples", pixels[None])
 
-    def epoch_end(self):
+    def epoch_end(self, epoch, done, seconds):
+        """The epoch's line: `done` iterations in `seconds` (every process prints it; other workers'
+        stdout goes nowhere, distribute.quiet_worker)."""
+        self._close_bar()
+        print_epoch(epoch, self.cfg.n_epochs, done, seconds, self.cfg.batch_size)
+
+    def _close_bar(self):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
@@ -84,6 +104,6 @@ class Monitor:
             self.writer.flush()
 
     def close(self):
-        self.epoch_end()
+        self._close_bar()
         if self.writer is not None:
             self.writer.close()

@@ -14,8 +14,8 @@ import sys
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from dcgan_mnist.config import Config, OneLineErrorParser, check_output_folders
-from dcgan_mnist.evaluate import METRICS_FILE
+from dcgan_mnist.cli import OneLineErrorParser, UserError, add_verbose, run
+from dcgan_mnist.config import METRICS_FILE, Config, check_output_folders
 from dcgan_mnist.files import atomic_write
 
 FIGURES = (("label_agreement", "label agreement (higher is better)"),
@@ -28,7 +28,7 @@ SIZE = (12.0, 3.6)  # inches, at DPI: a 1200 x 360 picture
 DPI = 100
 
 
-class PlotError(ValueError):
+class PlotError(UserError):
     """A metrics or --real file that cannot be drawn: exit status 2."""
 
 
@@ -115,26 +115,13 @@ def draw(records, real, title):
     return fig
 
 
-def main(argv=None):
-    p = OneLineErrorParser(prog="python -m dcgan_mnist.plot", description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint-dir", default=Config.checkpoint_dir,
-                   help=f"the run's checkpoint folder, holding {METRICS_FILE} (default: %(default)s)")
-    p.add_argument("--out", default="quality.png", help="picture to write, .png (default: %(default)s)")
-    p.add_argument("--real", help="an evaluate --out JSON file: draw its held-out real figures as the reference "
-                                  "line instead of the run's own (the hook's, in metrics.jsonl)")
-    p.add_argument("--title", help="the picture's title (default: sample quality during training: CHECKPOINT_DIR)")
-    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up messages")
-    args = p.parse_args(argv)
+def command(p, args):
     if not args.out.lower().endswith(".png"):
         p.error(f"--out {args.out}: must end in .png")
     check_output_folders(p, [("--out", args.out)])
     path = os.path.join(args.checkpoint_dir, METRICS_FILE)
-    try:
-        records, real = read_metrics(path)
-        real = read_real(args.real) if args.real else real
-    except PlotError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    records, real = read_metrics(path)
+    real = read_real(args.real) if args.real else real
     fig = draw(records, real, args.title or f"sample quality during training: {args.checkpoint_dir}")
     with atomic_write(args.out) as f:
         fig.savefig(f, format="png")
@@ -145,7 +132,18 @@ def main(argv=None):
     if real is None:
         print("no held-out real line (this metrics.jsonl has none): pass --real FILE, written by "
               "python -m dcgan_mnist.evaluate --out FILE")
-    return 0
+
+
+def main(argv=None):
+    p = OneLineErrorParser(prog="python -m dcgan_mnist.plot", description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint-dir", default=Config.checkpoint_dir,
+                   help=f"the run's checkpoint folder, holding {METRICS_FILE} (default: %(default)s)")
+    p.add_argument("--out", default="quality.png", help="picture to write, .png (default: %(default)s)")
+    p.add_argument("--real", help="an evaluate --out JSON file: draw its held-out real figures as the reference "
+                                  "line instead of the run's own (the hook's, in metrics.jsonl)")
+    p.add_argument("--title", help="the picture's title (default: sample quality during training: CHECKPOINT_DIR)")
+    add_verbose(p)
+    return run(p, argv, lambda args: command(p, args))
 
 
 if __name__ == "__main__":

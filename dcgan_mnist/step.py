@@ -27,6 +27,8 @@ upstream's names and shapes, so checkpoints are the same. What changes is how:
 TensorFlow's oneDNN kernels are switched on in dcgan_mnist/__init__.py.
 Measurements and the FLOP count: docs/speed.md; scripts/benchmark.py.
 """
+from typing import Callable, NamedTuple
+
 import keras
 import tensorflow as tf
 
@@ -174,62 +176,66 @@ def fused_adam(optimizer, var_list, grads):
     optimizer.iterations.assign_add(1)
 
 
+class TrainSteps(NamedTuple):
+    """The compiled iterations: (images [B, 28, 28, C], int labels [B]) -> d_cost, g_cost,
+    mean P(real), mean P(gen), each after one Adam step."""
+    d_step: Callable            # a D iteration: Adam on d_cost, D's weights only
+    g_step: Callable            # a G iteration: Adam on g_cost, G's weights only (and the average)
+    g_step_unprinted: Callable  # a G iteration the log skips: the same update, d_cost and P(real) NaN
+
+
 def make_train_steps(model, d_optimizer, g_optimizer, noise_rng, precision="float32", strategy=None,
                      forwards=None, jit_compile=False, fused_update=True, ema=None):
-    """The compiled iterations (d_step, g_step, g_step_unprinted): (images [B, 28, 28, C], int
-    labels [B]) -> d_cost, g_cost, mean P(real), mean P(gen). Each draws the global batch's noise
-    on device and applies one Adam step; the printed figures come from the same forward pass
-    (upstream ran a second one). g_step_unprinted is g_step for an iteration the log skips
-    (--log-every): the same update from the same noise, without D's pass on the real batch, so
-    its d_cost and P(real) are NaN.
+    """The TrainSteps of train.py's loop. Each draws the global batch's noise on device; the
+    printed figures come from the same forward pass as the update (upstream ran a second one).
+    g_step_unprinted skips D's pass on the real batch, which only the log reads.
     strategy: a tf.distribute strategy (distribute.step_function splits the batch); None: one device.
-    forwards: the (D iteration, G iteration[, unprinted G iteration]) functions (Z, Y, images) ->
+    forwards: (D iteration, G iteration[, unprinted G iteration]) functions (Z, Y, images) ->
     build_model's four outputs; by default this module's build_model (model.build_model is the
     reference). Without a third, unprinted G iterations run the second.
     ema: a tf.train.ExponentialMovingAverage whose apply(model.gen_vars) already ran once (it made
     the averages); every G iteration then moves the averages towards the updated weights."""
     dtype = PRECISIONS[precision]
     strategy = strategy or tf.distribute.get_strategy()
-    replicas = strategy.num_replicas_in_sync
     if forwards is None:
         forwards = (lambda Z, Y, images: build_model(model, Z, Y, images, dtype, stack=True),
                     lambda Z, Y, images: build_model(model, Z, Y, images, dtype, stack=False),
                     lambda Z, Y, images: build_model(model, Z, Y, None, dtype))
-    if len(forwards) == 2:  # no cheaper unprinted G iteration given: run the printed one
-        forwards = (*forwards, forwards[1])
-
-    def update(optimizer, var_list):
-        # On several replicas Keras all-reduces the gradients inside apply_gradients; there, and
-        # with a Keras whose Adam keeps its slots elsewhere (fused_adam reads Keras 3's), the
-        # update stays Keras's own.
-        if fused_update and replicas == 1 and all(hasattr(optimizer, a) for a in FUSED_ADAM_NEEDS):
-            return lambda grads: fused_adam(optimizer, var_list, grads)
-        return lambda grads: optimizer.apply_gradients(zip(grads, var_list))
-
-    g_adam = update(g_optimizer, model.gen_vars)
+    d_forward, g_forward, g_forward_unprinted = (*forwards, forwards[1]) if len(forwards) == 2 else forwards
+    d_adam = adam_update(d_optimizer, model.discrim_vars, fused_update, strategy)
+    g_adam = adam_update(g_optimizer, model.gen_vars, fused_update, strategy)
 
     def g_update(grads):
         g_adam(grads)
         if ema is not None:  # after Adam's update: the average follows the weights it just wrote
             ema.apply(model.gen_vars)
-    updates = (update(d_optimizer, model.discrim_vars), g_update, g_update)
-    var_lists = (model.discrim_vars, model.gen_vars, model.gen_vars)
 
     def noise(images):
         # Drawn for the global batch and sliced per replica (distribute.step_function), so Z is
         # the same on any number of devices.
         return noise_rng.uniform([tf.shape(images)[0], model.dim_z], -1.0, 1.0)
 
-    def train_step(images, labels, Z, cost_index):
-        forward, var_list = forwards[cost_index], var_lists[cost_index]
-        Y = tf.one_hot(labels, model.dim_y)
-        with tf.GradientTape() as tape:
-            d_cost, g_cost, p_real, p_gen = forward(Z, Y, images)
-            cost = (d_cost, g_cost, g_cost)[cost_index]
-            if replicas > 1:  # Keras sums the replicas' gradients: each gives its share of the mean
-                cost = cost / replicas
-        updates[cost_index](tape.gradient(cost, var_list))
-        return d_cost, g_cost, tf.reduce_mean(p_real), tf.reduce_mean(p_gen)
+    def compiled(forward, cost_name, var_list, update):
+        def train_step(images, labels, Z):
+            Y = tf.one_hot(labels, model.dim_y)
+            with tf.GradientTape() as tape:
+                d_cost, g_cost, p_real, p_gen = forward(Z, Y, images)
+                cost = d_cost if cost_name == "d_cost" else g_cost
+                # Keras sums the replicas' gradients: each gives its share of the mean.
+                cost = cost / strategy.num_replicas_in_sync
+            update(tape.gradient(cost, var_list))
+            return d_cost, g_cost, tf.reduce_mean(p_real), tf.reduce_mean(p_gen)
+        return distribute.step_function(strategy, train_step, noise, jit_compile)
 
-    return tuple(distribute.step_function(strategy, lambda x, y, z, i=i: train_step(x, y, z, i), noise, jit_compile)
-                 for i in range(3))
+    return TrainSteps(d_step=compiled(d_forward, "d_cost", model.discrim_vars, d_adam),
+                      g_step=compiled(g_forward, "g_cost", model.gen_vars, g_update),
+                      g_step_unprinted=compiled(g_forward_unprinted, "g_cost", model.gen_vars, g_update))
+
+
+def adam_update(optimizer, var_list, fused, strategy):
+    """grads -> one Adam step on var_list: fused_adam on one replica; on several, Keras's own
+    apply_gradients, which all-reduces the gradients (and wherever a Keras keeps its Adam's slots
+    elsewhere than fused_adam reads them)."""
+    if fused and strategy.num_replicas_in_sync == 1 and all(hasattr(optimizer, a) for a in FUSED_ADAM_NEEDS):
+        return lambda grads: fused_adam(optimizer, var_list, grads)
+    return lambda grads: optimizer.apply_gradients(zip(grads, var_list))

@@ -20,7 +20,8 @@ import dcgan_mnist  # noqa: E402,F401  (first: quiets TensorFlow's start-up)
 import numpy as np  # noqa: E402
 # isort: on
 
-from dcgan_mnist import evaluate, generate, rundir  # noqa: E402
+from dcgan_mnist import checkpoint, evaluate, generate  # noqa: E402
+from dcgan_mnist.cli import UserError  # noqa: E402
 
 
 def main():
@@ -31,11 +32,11 @@ def main():
     if args.requests < 1:
         p.error(f"--requests {args.requests}: must be at least 1")
     try:
-        trained = rundir.restore_model(args.checkpoint_dir, None, "trained")
-    except rundir.RunError as e:
+        trained = checkpoint.restore_generator(args.checkpoint_dir, None, "trained")
+    except UserError as e:
         p.error(str(e))
     _, cfg, path, _ = trained
-    averaged = rundir.restore_model(args.checkpoint_dir, path, "average")
+    averaged = checkpoint.restore_generator(args.checkpoint_dir, path, "average")
     classifier = evaluate.Evaluator(cfg, n_per_label=1).classifier
     print(f"{path}, {args.requests} requests per label and case")
     for model, _, _, drawn in (trained, averaged):

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import SMALL_FLAGS, run_cli, write_random_pair
-from dcgan_mnist import rundir, train
+from dcgan_mnist import checkpoint, train
 
 GEN = ("gen_W1", "gen_W2", "gen_W3", "gen_W4")
 
@@ -47,12 +47,12 @@ def test_average_moves_after_each_g_update_with_tensorflows_warm_up(run):
 
 def test_restore_model_draws_the_average_by_default_and_the_trained_weights_on_request(run):
     ckpt = str(run / "ckpt")
-    model, _, path, drawn = rundir.restore_model(ckpt)
+    model, _, path, drawn = checkpoint.restore_generator(ckpt)
     assert drawn == "average" and path.endswith("ckpt-3")
     want = values(path, "ema")
     for v in model.gen_vars:
         np.testing.assert_array_equal(v.numpy(), want[v.name.split(":")[0]])
-    model, _, _, drawn = rundir.restore_model(ckpt, weights="trained")
+    model, _, _, drawn = checkpoint.restore_generator(ckpt, weights="trained")
     want = values(path, "model")
     assert drawn == "trained"
     for v in model.gen_vars:

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import write_random_pair
-from dcgan_mnist import export, generate, rundir, train
+from dcgan_mnist import checkpoint, export, generate, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--valid-size", "0", "--batch-size", "8", "--dim-w1", "16", "--dim-w2", "8", "--dim-w3", "8",
@@ -51,7 +51,7 @@ def test_saved_model_serves_the_checkpoints_generator(run, tmp_path, capsys):
     assert served.shape == (30, 28, 28) and served.dtype == np.uint8
 
     # generate's pixels for the same noise and labels, drawn among its context for seed 0.
-    model, _, _, _ = rundir.restore_model(str(run / "ckpt"))
+    model, _, _, _ = checkpoint.restore_generator(str(run / "ckpt"))
     np.testing.assert_array_equal(served, generate.draw(model, z, np.eye(10)[labels], seed=0))
     assert served.std() > 0  # a real image, not a constant
 

@@ -17,7 +17,8 @@ import pytest
 
 import fault_runner as fr
 from conftest import ROOT, free_ports, run_cli, write_random_pair
-from dcgan_mnist import rundir
+from dcgan_mnist import checkpoint
+from dcgan_mnist import folder as run_folder
 
 BOUND = 90  # seconds for the other worker to stop; measured 4-25 s on 2 busy cores
 
@@ -63,7 +64,7 @@ def test_lock_left_by_kill_9_blocks_nobody(data_dir, reference, tmp_path):
     proc.kill()
     proc.communicate()
     ckpt = os.path.join(str(tmp_path), "ckpt")
-    with open(os.path.join(ckpt, rundir.LOCK_FILE)) as f:
+    with open(os.path.join(ckpt, run_folder.LOCK_FILE)) as f:
         assert f.read().split()[0] == str(proc.pid)  # the dead holder's record stays; its lock went with it
     done = fr.run(flags)
     assert done.returncode == 0, done.stderr
@@ -72,7 +73,7 @@ def test_lock_left_by_kill_9_blocks_nobody(data_dir, reference, tmp_path):
 
 
 def test_generate_reads_a_folder_in_use(reference, tmp_path):
-    held = rundir.hold(os.path.join(reference, "ckpt"))
+    held = run_folder.hold(os.path.join(reference, "ckpt"))
     try:
         start = time.monotonic()
         done = run_cli("generate", "--checkpoint-dir", os.path.join(reference, "ckpt"), "--out",
@@ -87,11 +88,11 @@ def test_generate_reads_a_folder_in_use(reference, tmp_path):
 def test_a_filesystem_without_locks_is_named_in_one_warning(tmp_path, monkeypatch, capsys):
     def no_locks(f, how):
         raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
-    monkeypatch.setattr(rundir.fcntl, "flock", no_locks)
+    monkeypatch.setattr(run_folder.fcntl, "flock", no_locks)
     folder = str(tmp_path / "ckpt")
-    rundir.check_free(folder)  # nothing there yet: nothing to say
-    rundir.hold(folder).close()
-    rundir.check_free(folder)  # the check alone stays silent; hold() warns
+    run_folder.check_free(folder)  # nothing there yet: nothing to say
+    run_folder.hold(folder).close()
+    run_folder.check_free(folder)  # the check alone stays silent; hold() warns
     lines = capsys.readouterr().out.splitlines()
     assert lines == [f"warning: --checkpoint-dir {folder}: this filesystem has no working file locks "
                      f"({os.strerror(errno.ENOLCK)}); nothing stops a second trainer from using the folder at "
@@ -100,10 +101,10 @@ def test_a_filesystem_without_locks_is_named_in_one_warning(tmp_path, monkeypatc
 
 def test_the_lock_file_alone_is_an_empty_folder(tmp_path):
     folder = str(tmp_path / "ckpt")
-    with rundir.hold(folder):
-        assert os.listdir(folder) == [rundir.LOCK_FILE]
-        assert rundir.move_aside(folder) is None  # --force-new: nothing to move aside
-        assert rundir.found_on_disk(folder) == []
+    with run_folder.hold(folder):
+        assert os.listdir(folder) == [run_folder.LOCK_FILE]
+        assert run_folder.move_aside(folder) is None  # --force-new: nothing to move aside
+        assert checkpoint.found_on_disk(folder) == []
 
 
 # ---------------------------------------------------------------- two workers on 127.0.0.1

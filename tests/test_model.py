@@ -1,5 +1,6 @@
-"""The network of UPSTREAM.md: variable names and shapes, every tensor shape of the walk-through,
-and batchnorm, lrelu and the costs against NumPy references, default and upstream-quirks modes."""
+"""The network: upstream's variable names and shapes, every tensor shape of the walkthrough (read from
+the live model by `python -m dcgan_mnist.model`), one Generator class, and batchnorm, lrelu and the
+costs against NumPy references, default and upstream-quirks modes."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -29,48 +30,67 @@ def test_variable_names_shapes_and_init(dcgan):
     assert abs(w.mean()) < 1e-3 and abs(w.std() - 0.02) < 1e-3  # N(0, 0.02)
 
 
-def record_shapes(monkeypatch):
-    """Record the output shape of every label concat and the input of every batchnorm."""
-    seen = []
-    concat, bn = model_mod.concat_label, model_mod.batchnormalize
-
-    def concat_rec(h, Y):
-        out = concat(h, Y)
-        seen.append(("concat", list(out.shape)))
-        return out
-
-    def bn_rec(X, eps=1e-8):
-        seen.append(("bn", list(X.shape)))
-        return bn(X, eps)
-
-    monkeypatch.setattr(model_mod, "concat_label", concat_rec)
-    monkeypatch.setattr(model_mod, "batchnormalize", bn_rec)
-    return seen
+# The walkthrough's shapes for upstream's sizes and a batch of B (the seed writes them for B = 128).
+def walkthrough(B):
+    return {
+        "generate": [["yb", [B, 1, 1, 10]], ["Z", [B, 110]], ["h1", [B, 1024]], ["h1", [B, 1034]],
+                     ["h2", [B, 6272]], ["h2", [B, 7, 7, 128]], ["h2", [B, 7, 7, 138]],
+                     ["h3", [B, 14, 14, 64]], ["h3", [B, 14, 14, 74]], ["h4", [B, 28, 28, 1]]],
+        "discriminate": [["yb", [B, 1, 1, 10]], ["X", [B, 28, 28, 11]], ["h1", [B, 14, 14, 64]],
+                         ["h1", [B, 14, 14, 74]], ["h2", [B, 7, 7, 128]], ["h2", [B, 6272]],
+                         ["h2", [B, 6282]], ["h3", [B, 1024]], ["h3", [B, 1034]], ["h4", [B, 1]]],
+    }
 
 
 @pytest.mark.parametrize("B", [128, 5])
-def test_generator_walkthrough_shapes(dcgan, monkeypatch, B):
-    seen = record_shapes(monkeypatch)
-    Y = tf.one_hot(np.arange(B) % 10, 10)
-    out = dcgan.generate(tf.random.uniform([B, 100], -1, 1), Y)
-    assert seen == [("concat", [B, 110]), ("bn", [B, 1024]), ("concat", [B, 1034]), ("bn", [B, 6272]),
-                    ("concat", [B, 7, 7, 138]), ("bn", [B, 14, 14, 64]), ("concat", [B, 14, 14, 74])]
-    assert list(out.shape) == [B, 28, 28, 1]
+def test_walkthrough_shapes_are_read_from_the_live_model(B):
+    model = DCGAN(**{**Config().model_kwargs(), "batch_size": B}, seed=0)
+    sections = dict(model_mod.shapes(model))
+    assert dict(sections["weights"]) == UPSTREAM_SHAPES
+    assert sections["build_model's inputs"] == [("Z", [B, 100]), ("Y", [B, 10]), ("image_real", [B, 28, 28, 1])]
+    for name in ("generate", "discriminate"):
+        assert [[step.split(" =")[0], shape] for step, shape in sections[name]] == walkthrough(B)[name], name
 
 
-@pytest.mark.parametrize("B", [128, 5])
-@pytest.mark.parametrize("quirks", [False, True])
-def test_discriminator_walkthrough_shapes(monkeypatch, B, quirks):
-    dcgan = DCGAN(**{**Config().model_kwargs(), "upstream_quirks": quirks}, seed=0)
-    seen = record_shapes(monkeypatch)
-    Y = tf.one_hot(np.arange(B) % 10, 10)
-    out = dcgan.discriminate(tf.random.uniform([B, 28, 28, 1]), Y)
-    expected = [("concat", [B, 28, 28, 11]), ("concat", [B, 14, 14, 74]), ("bn", [B, 7, 7, 128]),
-                ("concat", [B, 6282]), ("bn", [B, 1024]), ("concat", [B, 1034])]
-    if quirks:
-        expected.append(("bn", [B, 1]))  # upstream defect 2: the logit is batchnormed
-    assert seen == expected
-    assert list(out.shape) == [B, 1]
+def test_walkthrough_shapes_stop_when_the_passes_change(monkeypatch):
+    """A pass that no longer runs the walkthrough's ops in its order is refused, not mislabelled."""
+    model = DCGAN(**{**Config().model_kwargs(), "batch_size": 4}, seed=0)
+    original = model_mod.Generator.generate
+    monkeypatch.setattr(model_mod.Generator, "generate", lambda self, Z, Y: original(self, Z, Y)[:, :27])
+    model_mod.shapes(model)  # a slice is no step of the walkthrough: still read
+    monkeypatch.setattr(model_mod.Generator, "generate", lambda self, Z, Y: tf.reshape(original(self, Z, Y), [-1]))
+    with pytest.raises(RuntimeError, match="no longer runs the walkthrough's ops"):
+        model_mod.shapes(model)
+
+
+def test_the_model_command_prints_the_walkthrough_for_the_sizes_given(capsys):
+    assert model_mod.main(["--batch-size", "128"]) == 0
+    out = capsys.readouterr().out
+    for line in ("  gen_W2 = [1034, 6272]", "  Z = [128, 100]", "  h2 = concat(h2, yb * ones) = [128, 7, 7, 138]",
+                 "  X = concat(image, yb * ones) = [128, 28, 28, 11]", "  h4 = matmul(h3, discrim_W4) = [128, 1]"):
+        assert line + "\n" in out
+    assert model_mod.main(["--batch-size", "7", "--dim-w3", "16", "--dim-w2", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "  gen_W3 = [5, 5, 16, 42]\n" in out and "  h2 = concat(h2, yb * ones) = [7, 7, 7, 42]\n" in out
+    assert "  h3 = concat(h3, yb * ones) = [7, 14, 14, 26]\n" in out and "  h2 = concat(h2, Y) = [7, 1578]\n" in out
+    assert model_mod.main(["--dim-w3", "0"]) == 2
+    assert capsys.readouterr().err == "error: --dim-w3 0: must be at least 1\n"
+
+
+def test_one_generator_class_draws_for_training_and_for_the_tools(tmp_path):
+    """A DCGAN is a Generator; a Generator given a DCGAN's sizes and weights draws the same images;
+    one restored from a checkpoint of the DCGAN (model/gen_W1 ...) holds the same weights."""
+    dcgan = DCGAN(**Config(dim_W1=32, dim_W2=8, dim_W3=8).model_kwargs(), seed=3)
+    assert isinstance(dcgan, model_mod.Generator)
+    alone = model_mod.Generator(**dcgan.sizes(), weights=dcgan.gen_vars)
+    Z, Y = tf.random.uniform([20, 100], -1, 1, seed=1), tf.one_hot(np.arange(20) % 10, 10)
+    np.testing.assert_array_equal(alone.samples_generator(Z, Y), dcgan.samples_generator(Z, Y))
+    fresh = model_mod.Generator(**dcgan.sizes())
+    assert not np.array_equal(fresh.gen_W1.numpy(), dcgan.gen_W1.numpy())
+    path = tf.train.Checkpoint(model=dcgan).write(str(tmp_path / "ckpt"))
+    tf.train.Checkpoint(model=fresh).restore(path).expect_partial()
+    for a, b in zip(fresh.gen_vars, dcgan.gen_vars):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_samples_any_batch_size_in_unit_range(dcgan):

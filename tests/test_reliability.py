@@ -120,7 +120,7 @@ def test_no_restorable_checkpoint_is_an_error_not_a_fresh_start(data_dir, refere
     for name in os.listdir(ckpt):
         if name.endswith(".data-00000-of-00001"):
             os.truncate(os.path.join(ckpt, name), 10)
-    def files():  # all but .lock, where the lock records its holder (rundir.hold)
+    def files():  # all but .lock, where the lock records its holder (folder.hold)
         return {name: open(os.path.join(ckpt, name), "rb").read() for name in os.listdir(ckpt) if name != ".lock"}
     before = files()
     status, out, err = run_in_process(fr.tiny_flags(data_dir, run_dir), "none", monkeypatch, capsys)

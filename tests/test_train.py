@@ -10,9 +10,10 @@ import tensorflow as tf
 from PIL import Image
 
 from conftest import FASHION, SHARED_MNIST, SMALL_FLAGS, SMALL_MODEL, random_digits, run_cli, write_idx
-from dcgan_mnist import rundir
+from dcgan_mnist import checkpoint
 from dcgan_mnist.config import Config
 from dcgan_mnist.model import DCGAN
+from dcgan_mnist.step import TrainSteps
 from dcgan_mnist.train import train
 
 
@@ -64,9 +65,11 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_idx, capsys):
     one = small_cfg(tmp_path / "a", tiny_idx, valid_size=32, max_iterations=6, step=1)
     train(one)
     train(small_cfg(tmp_path / "b", tiny_idx, valid_size=32, max_iterations=3, step=1))
-    out = capsys.readouterr().out
+    capsys.readouterr()
     train(small_cfg(tmp_path / "b", tiny_idx, valid_size=32, max_iterations=6, step=1))
-    assert "resuming from" in capsys.readouterr().out and "iteration: 3" in out
+    resumed = capsys.readouterr().out
+    assert "resuming from" in resumed
+    assert re.findall(r"^iteration: (\d+)$", resumed, re.M) == ["3", "4", "5"]  # on from where it stopped
     a, b = checkpoint_values(tmp_path / "a" / "ckpt"), checkpoint_values(tmp_path / "b" / "ckpt")
     assert a.keys() == b.keys() and any("optimizer" in k for k in a) and any("noise_rng" in k for k in a)
     for k in a:
@@ -79,7 +82,7 @@ def test_keep_checkpoints_keeps_the_newest_n_and_a_resume_may_change_it(tmp_path
     folder = tmp_path / "ckpt"
 
     def on_disk():
-        return [os.path.basename(p) for p in rundir.found_on_disk(str(folder))]
+        return [os.path.basename(p) for p in checkpoint.found_on_disk(str(folder))]
 
     train(small_cfg(tmp_path, tiny_idx, max_iterations=5, checkpoint_every=1, keep_checkpoints=2))
     assert on_disk() == ["ckpt-4", "ckpt-5"]
@@ -151,7 +154,7 @@ def test_step_outputs_are_read_only_where_the_log_prints(tmp_path, tiny_idx, mon
                 outputs.update({id(t): (n, t) for t in out})
                 return out
             return call
-        return tuple(wrap(s) for s in made(*args, **kwargs))
+        return TrainSteps(*(wrap(s) for s in made(*args, **kwargs)))
 
     original = ops._EagerTensorBase._numpy
 

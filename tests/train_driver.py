@@ -16,9 +16,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 # isort: on
 
-from dcgan_mnist.config import ConfigError, OneLineErrorParser, add_arguments, from_args  # noqa: E402
-from dcgan_mnist.data import DataError  # noqa: E402
-from dcgan_mnist.rundir import RunError  # noqa: E402
+from dcgan_mnist.cli import OneLineErrorParser, UserError  # noqa: E402
+from dcgan_mnist.config import add_arguments, from_args  # noqa: E402
 from dcgan_mnist.train import train  # noqa: E402
 
 
@@ -30,9 +29,9 @@ def main():
     parser = add_arguments(OneLineErrorParser(prog="train_driver"))
     try:
         model = train(from_args(parser.parse_args(argv)))
-    except (ConfigError, DataError, RunError) as e:  # as train.main reports them
+    except UserError as e:  # as train.main reports it
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(e.exit_code)
     weights = {}
     for v in model.gen_vars + model.discrim_vars:
         name = v.name.split(":")[0].split("/")[0]

@@ -24,7 +24,7 @@ for name, array in (("images", rng.integers(0, 256, (64, 28, 28))), ("labels", n
     open(f"{sys.argv[1]}/{name}", "wb").write(header + array.tobytes())
 PY
 FLAGS=(--train-images "$HERE/data/images" --train-labels "$HERE/data/labels" --valid-size 0 --batch-size 8
-       --dim-w1 32 --dim-w2 8 --dim-w3 8 --seed 3 --step 1000 --visualize-dim 16 --log-every 1000
+       --dim-w1 32 --dim-w2 8 --dim-w3 8 --seed 3 --learning-rate 0.05 --step 1000 --visualize-dim 16 --log-every 1000
        --checkpoint-dir "$WORK/ckpt" --vis-dir "$WORK/vis")
 python -m dcgan_mnist.train "${FLAGS[@]}" --max-iterations 5
 cp -r "$WORK/ckpt" "$HERE/ckpt"
