@@ -1,7 +1,12 @@
 """dcgan-mnist: a TensorFlow 2 port of yihui-he/GAN-MNIST's conditional DCGAN."""
 import ctypes
+import importlib.abc
+import importlib.util
+import logging
 import os
 import sys
+
+import absl.logging
 
 # TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX-512 VNNI/BF16 or AMX;
 # elsewhere (AVX2 only, as on the 2-core machines this was measured on) convs run on Eigen's
@@ -24,21 +29,42 @@ if _onednn_pool and not os.environ.get("TF_ONEDNN_USE_SYSTEM_ALLOCATOR"):
         pass
 
 # TensorFlow prints CUDA and oneDNN notices to fd 2 while it loads, some from C++ before any
-# log level applies. Users read this project's own log lines, so the import is silenced unless
-# --verbose is on the command line (or DCGAN_MNIST_VERBOSE is set).
+# log level applies. Users read this project's own log lines, so its import is silenced unless
+# --verbose is on the command line (or DCGAN_MNIST_VERBOSE is set); cli.run applies --verbose to
+# TensorFlow's later messages. The silencing waits for the first module that imports TensorFlow,
+# so a command that never does (plot) does not load it, nor the Keras it brings.
+
+
+def _load_silenced(load):
+    def exec_module(module):
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        try:
+            load(module)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    return exec_module
+
+
+class _SilenceTensorFlow(importlib.abc.MetaPathFinder):
+    """Finds tensorflow as usual, once, and loads it with fd 2 pointed at /dev/null."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader.exec_module = _load_silenced(spec.loader.exec_module)
+        return spec
+
+
 if "--verbose" not in sys.argv and not os.environ.get("DCGAN_MNIST_VERBOSE") and "tensorflow" not in sys.modules:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    _saved_fd = os.dup(2)
-    _devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(_devnull, 2)
-    try:
-        import tensorflow as _tf  # noqa: F401
-    finally:
-        os.dup2(_saved_fd, 2)
-        os.close(_saved_fd)
-        os.close(_devnull)
-    _tf.get_logger().setLevel("ERROR")
-    import absl.logging
-    absl.logging.set_verbosity(absl.logging.ERROR)
+    sys.meta_path.insert(0, _SilenceTensorFlow())
 
 __version__ = "0.1.0"

@@ -10,7 +10,6 @@ import logging
 import sys
 
 import absl.logging
-import tensorflow as tf
 
 
 class UserError(Exception):
@@ -39,7 +38,7 @@ def show_tensorflow_messages(verbose):
     on, however the command was started. Its start-up lines, printed while it loads, are shown only
     when --verbose is on the command line of the process (dcgan_mnist/__init__.py reads it)."""
     level = logging.INFO if verbose else logging.ERROR
-    tf.get_logger().setLevel(level)
+    logging.getLogger("tensorflow").setLevel(level)  # tf.get_logger(), without loading TensorFlow
     absl.logging.set_verbosity(absl.logging.INFO if verbose else absl.logging.ERROR)
 
 

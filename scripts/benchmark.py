@@ -178,7 +178,7 @@ def case_project(name, batch):
 
 
 def case_upstream(batch):
-    """Upstream's execution, written here for TF2's tf.compat.v1 (UPSTREAM.md): placeholders,
+    """Upstream's execution, written here for TF2's tf.compat.v1: placeholders,
     feed_dict, numpy noise and one-hot labels, images / 255 per batch, Adam via
     tf.compat.v1.train.AdamOptimizer, and after each train op a second run of the costs and
     probabilities. The network is model.py's plain path with upstream's quirks."""

@@ -30,7 +30,7 @@ def test_variable_names_shapes_and_init(dcgan):
     assert abs(w.mean()) < 1e-3 and abs(w.std() - 0.02) < 1e-3  # N(0, 0.02)
 
 
-# The walkthrough's shapes for upstream's sizes and a batch of B (the seed writes them for B = 128).
+# The walkthrough's shapes for upstream's sizes and a batch of B (upstream's train.py: B = 128).
 def walkthrough(B):
     return {
         "generate": [["yb", [B, 1, 1, 10]], ["Z", [B, 110]], ["h1", [B, 1024]], ["h1", [B, 1034]],
@@ -156,7 +156,7 @@ def test_build_model_costs_match_numpy(quirks):
 
 
 def test_the_seeds_constructor_call_builds_upstreams_model():
-    """Upstream's train.py (the seed's first listing), word for word, and DCGAN() alike."""
+    """Upstream's train.py's constructor call, word for word, and DCGAN() alike."""
     batch_size = 128
     image_shape = [28,28,1]  # noqa: E231  (as the seed writes it)
     dim_z = 100
