@@ -70,6 +70,14 @@ def test_kid_of_two_samples_of_one_distribution_is_zero_within_its_spread(seed):
     assert shifted > 10 * std, f"seed {seed}: KID {shifted} of a shifted sample, spread {std}"
 
 
+def test_kid_is_the_same_from_whole_kernel_matrices_and_per_subset(monkeypatch):
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(300, 16)), rng.normal(0.1, 1, size=(200, 16))
+    whole = metrics.kid(a, b, subsets=10, seed=4)
+    monkeypatch.setattr(metrics, "KID_WHOLE_KERNELS", 0)
+    assert metrics.kid(a, b, subsets=10, seed=4) == pytest.approx(whole, rel=1e-9)
+
+
 def test_kid_subsets_are_at_most_half_the_smaller_set():
     assert metrics.kid_subset_size(1000, 1000) == 500
     assert metrics.kid_subset_size(10000, 10000) == metrics.KID_SUBSET_SIZE == 1000
