@@ -18,6 +18,8 @@ import json
 import os
 import sys
 import time
+import zipfile
+import zlib
 
 import keras
 import numpy as np
@@ -383,15 +385,38 @@ def write_confusion(shares, title, path):
 
 # ---------------------------------------------------------------- any set of images
 
+NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)  # what np.load raises on a bad file
+
+
+def one_line_error(e):
+    return " ".join(str(getattr(e, "strerror", None) or e).split())
+
+
+def npz_arrays(path, where):
+    """The arrays "images" and "labels" of an .npz file, those it has; DataError if unreadable."""
+    try:
+        with open(path, "rb") as head:
+            magic = head.read(6)
+    except OSError as e:
+        raise DataError(f"{where}: {one_line_error(e)}") from None
+    # Neither a zip (an .npz) nor an .npy: np.load would try pickle and say so, unhelpfully.
+    if not magic.startswith(b"PK") and magic != b"\x93NUMPY":
+        raise DataError(f"{where}: not an .npz file (an .npz is a zip archive of arrays)")
+    try:
+        f = np.load(path, allow_pickle=False)
+        if not isinstance(f, np.lib.npyio.NpzFile):
+            raise ValueError("one array (an .npy file), not an .npz of images and labels")
+        with f:  # reading an array can fail too: a damaged member, a pickled object array
+            return {key: f[key] for key in ("images", "labels") if key in f.files}
+    except NPZ_ERRORS as e:
+        raise DataError(f"{where}: not a readable .npz file ({one_line_error(e)})") from None
+
+
 def read_npz(path):
     """(images, labels) of a file as generate --npz writes it: uint8 images [N, 28, 28], integer
     labels [N] in 0..9. DataError naming what is wrong otherwise."""
     where = f"--npz {path}"
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {key: f[key] for key in ("images", "labels") if key in f.files}
-    except (OSError, ValueError, EOFError) as e:
-        raise DataError(f"{where}: not a readable .npz file ({(getattr(e, 'strerror', None) or e)})") from None
+    arrays = npz_arrays(path, where)
     missing = [key for key in ("images", "labels") if key not in arrays]
     if missing:
         raise DataError(f"{where}: no array '{missing[0]}' (generate --npz writes images and labels)")
@@ -458,8 +483,10 @@ def main(argv=None):
         write_json_atomic(result, args.out)
         print(f"wrote {args.out}")
     if args.confusion:
-        write_confusion(result["confusion"]["generated"], f"{what}: label requested against label read",
-                        args.confusion)
+        name = os.path.basename(args.npz) if scored is not None else \
+            f"{os.path.basename(ckpt_path)}, {rundir.describe(drawn)}"
+        write_confusion(result["confusion"]["generated"], f"{name}: the share of each label requested\n"
+                                                          f"read as each label by the classifier", args.confusion)
         print(f"wrote {args.confusion}")
     return 0
 

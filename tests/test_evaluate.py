@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from dcgan_mnist import data, evaluate, metrics, train
 from dcgan_mnist.config import Config
@@ -142,6 +143,68 @@ def test_noise_and_one_repeated_image_score_low(real_digits):
     _, probs = evaluate.features_and_probs(classifier, repeated)
     assert metrics.label_agreement(probs, labels) < 0.2  # right for one label in ten
     assert metrics.classifier_score(probs) == pytest.approx(1, abs=1e-3)
+
+
+def test_confusion_picture_is_written(unseen_scored):
+    result, picture = unseen_scored
+    with Image.open(picture) as image:
+        assert image.format == "PNG" and image.size == (600, 540)
+    shares = np.array(result["confusion"]["generated"])
+    assert shares.shape == (10, 10) and np.allclose(shares.sum(axis=1), 1)
+    np.testing.assert_allclose(np.diag(shares), result["generated"]["per_label_agreement"])
+
+
+def bad_npz_files(folder):
+    """(name, file, what the one-line error must say) for files evaluate --npz refuses."""
+    images, labels = np.zeros((20, 28, 28), np.uint8), np.arange(20) % 10
+    cases = {"missing": None,
+             "garbage": b"not an npz at all",
+             "truncated": b"PK\x03\x04" + bytes(30),
+             "npy": images,
+             "no labels": dict(images=images),
+             "no images": dict(labels=labels),
+             "float images": dict(images=images.astype(np.float32), labels=labels),
+             "flat images": dict(images=images.reshape(20, 784), labels=labels),
+             "28x27 images": dict(images=images[:, :, :27], labels=labels),
+             "no images at all": dict(images=images[:0], labels=labels[:0]),
+             "labels 10": dict(images=images, labels=labels + 1),
+             "labels -1": dict(images=images, labels=labels - 1),
+             "float labels": dict(images=images, labels=labels.astype(float)),
+             "labels short": dict(images=images, labels=labels[:19]),
+             "object labels": dict(images=images, labels=np.array([None] * 20))}
+    says = {"missing": "No such file", "garbage": "not an .npz file", "truncated": "not a readable .npz",
+            "npy": "not an .npz", "no labels": "no array 'labels'", "no images": "no array 'images'",
+            "float images": "float32, not uint8", "flat images": "[20, 784], not [N, 28, 28]",
+            "28x27 images": "not [N, 28, 28]", "no images at all": "N at least 1",
+            "labels 10": "1 to 10, not within 0..9", "labels -1": "-1 to 8", "float labels": "float64, not integers",
+            "labels short": "[19], not [20]", "object labels": "not a readable .npz"}
+    for name, content in cases.items():
+        path = folder / (name.replace(" ", "-") + (".npy" if name == "npy" else ".npz"))
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        elif isinstance(content, dict):
+            np.savez(path, **content)
+        elif content is not None:
+            np.save(path, content)
+        yield name, path, says[name]
+
+
+def test_evaluate_refuses_a_bad_npz_in_one_line_and_writes_nothing(tmp_path, capsys):
+    # No run at all in --checkpoint-dir: the file is checked before anything else.
+    out, picture = tmp_path / "figures.json", tmp_path / "confusion.png"
+    for name, path, says in bad_npz_files(tmp_path):
+        code = evaluate.main(["--checkpoint-dir", str(tmp_path / "none"), "--npz", str(path), "--out", str(out),
+                              "--confusion", str(picture)])
+        err = capsys.readouterr().err
+        assert code == 2, name
+        assert err.startswith(f"error: --npz {path}: ") and err.count("\n") == 1 and says in err, (name, err)
+        assert not out.exists() and not picture.exists(), name
+
+
+def test_confusion_wants_a_png(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        evaluate.main(["--checkpoint-dir", str(tmp_path), "--confusion", str(tmp_path / "c.jpg")])
+    assert exit.value.code == 2 and "--confusion" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- cache and determinism
