@@ -2,17 +2,25 @@
 
 Upstream judged its digits by eye in the vis/ grids. This module puts numbers on them with a small
 CNN classifier trained here, offline, on the run's own training split (TF-GAN's MNIST metrics do
-the same with a classifier they download):
-  label agreement    share of generated images the classifier files under the label asked for;
+the same with a classifier they download); the formulas are in metrics.py:
+  label agreement    share of generated images the classifier files under the label asked for,
+                     overall and per requested label (and the 10 x 10 confusion, --confusion);
   classifier score   exp(E_x KL(p(y|x) || p(y))), the Inception Score with this classifier (max 10);
   Frechet distance   between the classifier's penultimate features of a set and of held-out real
-                     images (FID with this classifier in place of Inception).
-The same figures for held-out real images make the reference row of the table.
+                     images (FID with this classifier in place of Inception);
+  KID                Kernel Inception Distance on the same features, unbiased, with its spread;
+  precision, recall  improved precision and recall (k = 3 nearest neighbours) on the same features;
+  copies             share of images nearer to a training image (pixels) than 99% of held-out real ones;
+  CAS                Classification Accuracy Score: the held-out accuracy of a classifier trained only
+                     on the scored images. It trains a classifier, so only this command measures it
+                     (--no-cas skips it); during training (--eval-every) "cas" is null.
+The same figures for held-out real images make the reference row of the table. --npz FILE scores
+the images of FILE instead of the run's generator, with the same yardstick.
 
 Held-out real images: the run's validation split (the --valid-size images mnist_with_valid_set
 keeps out of training, with the run's seed) and the data's test set when it has one. Neither the
-GAN nor the classifier ever trains on them. They are split in two halves: the Frechet reference R
-and the real row S, so the real row's distance is between two disjoint real sets.
+GAN nor the classifier ever trains on them. They are split in two halves: the reference R of the
+distances and copies, and the real row S, so the real row is compared with a disjoint real set.
 """
 import json
 import os
