@@ -361,7 +361,8 @@ def table(rows, result):
         lines.append(f"{name:<20}" + "".join(f"{cell(a, '.4f'):>8}" for a in r["per_label_agreement"]))
     lines.append(f"Frechet, KID, precision/recall: {result['frechet_n']} images of each set against "
                  f"{result['frechet_reference_n']} other held-out real images; classifier score out of 10; "
-                 f"CAS (-: not measured) on all {c['heldout_n']} held-out real images; copies: share nearer "
+                 f"CAS{' (-: not measured)' * any(r['cas'] is None for _, r in rows)} on all {c['heldout_n']} "
+                 f"held-out real images; copies: share nearer "
                  f"a training image than 99% of held-out real images are")
     lines.append(f"classifier: {c['heldout_accuracy']:.2%} accurate on {c['heldout_n']} held-out real images "
                  f"(trained on {c['trained_on']}: {c['file']})")
@@ -393,6 +394,7 @@ def write_confusion(shares, title, path):
 
 # ---------------------------------------------------------------- any set of images
 
+NPZ_MIN_IMAGES = 10  # as few as --n-per-label 1 draws: KID's subsets of 5, precision/recall's 3 neighbours
 NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)  # what np.load raises on a bad file
 
 
@@ -429,8 +431,10 @@ def read_npz(path):
     if missing:
         raise DataError(f"{where}: no array '{missing[0]}' (generate --npz writes images and labels)")
     images, labels = arrays["images"], arrays["labels"]
-    if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) == 0:
-        raise DataError(f"{where}: images have shape {list(images.shape)}, not [N, 28, 28] with N at least 1")
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DataError(f"{where}: images have shape {list(images.shape)}, not [N, 28, 28]")
+    if len(images) < NPZ_MIN_IMAGES:
+        raise DataError(f"{where}: {len(images)} images; KID and precision/recall need at least {NPZ_MIN_IMAGES}")
     if images.dtype != np.uint8:
         raise DataError(f"{where}: images are {images.dtype}, not uint8 (0..255)")
     if labels.shape != (len(images),):
