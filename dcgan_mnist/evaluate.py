@@ -457,13 +457,14 @@ def main(argv=None):
                    help="generated images per label (default: %(default)s)")
     p.add_argument("--seed", type=int, default=SEED, help="seed of the classifier, the noise and the "
                                                           "held-out halves (default: %(default)s)")
-    p.add_argument("--npz", help="score the images of this file (uint8 images [N, 28, 28], int labels [N], as "
-                                 "generate --npz writes) instead of the run's generator, with the run's "
-                                 "classifier, training split and held-out images")
+    p.add_argument("--npz", metavar="FILE",
+                   help="score the images of this file (uint8 images [N, 28, 28], int labels [N], as generate --npz "
+                        "writes) instead of the run's generator, with the run's classifier, training split and "
+                        "held-out images")
     p.add_argument("--no-cas", action="store_true", help="skip the Classification Accuracy Score (quick)")
     p.add_argument("--out", help="also write the figures to this JSON file")
-    p.add_argument("--confusion", help="also write the confusion picture of the scored images to this .png: "
-                                       "label requested against label read")
+    p.add_argument("--confusion", metavar="FILE.png",
+                   help="also write the confusion picture of the scored images: label requested against label read")
     p.add_argument("--retrain-classifier", action="store_true", help="train the classifier again, "
                                                                      "replacing the cached one")
     p.add_argument("--cache-dir", default=CACHE_DIR, help="where classifiers are cached (default: %(default)s)")
