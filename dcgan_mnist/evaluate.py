@@ -2,34 +2,47 @@
 
 Upstream judged its digits by eye in the vis/ grids. This module puts numbers on them with a small
 CNN classifier trained here, offline, on the run's own training split (TF-GAN's MNIST metrics do
-the same with a classifier they download):
-  label agreement    share of generated images the classifier files under the label asked for;
+the same with a classifier they download); the formulas are in metrics.py:
+  label agreement    share of generated images the classifier files under the label asked for,
+                     overall and per requested label (and the 10 x 10 confusion, --confusion);
   classifier score   exp(E_x KL(p(y|x) || p(y))), the Inception Score with this classifier (max 10);
   Frechet distance   between the classifier's penultimate features of a set and of held-out real
-                     images (FID with this classifier in place of Inception).
-The same figures for held-out real images make the reference row of the table.
+                     images (FID with this classifier in place of Inception);
+  KID                Kernel Inception Distance on the same features, unbiased, with its spread;
+  precision, recall  improved precision and recall (k = 3 nearest neighbours) on the same features;
+  copies             share of images nearer to a training image (pixels) than 99% of held-out real ones;
+  CAS                Classification Accuracy Score: the held-out accuracy of a classifier trained only
+                     on the scored images. It trains a classifier, so only this command measures it
+                     (--no-cas skips it); during training (--eval-every) "cas" is null.
+The same figures for held-out real images make the reference row of the table. --npz FILE scores
+the images of FILE instead of the run's generator, with the same yardstick.
 
 Held-out real images: the run's validation split (the --valid-size images mnist_with_valid_set
 keeps out of training, with the run's seed) and the data's test set when it has one. Neither the
-GAN nor the classifier ever trains on them. They are split in two halves: the Frechet reference R
-and the real row S, so the real row's distance is between two disjoint real sets.
+GAN nor the classifier ever trains on them. They are split in two halves: the reference R of the
+distances and copies, and the real row S, so the real row is compared with a disjoint real set.
 """
 import json
 import os
 import sys
 import time
+import zipfile
+import zlib
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-from dcgan_mnist import checkpoint, data
+from dcgan_mnist import checkpoint, data, metrics
 from dcgan_mnist.cli import OneLineErrorParser, add_verbose, run
 from dcgan_mnist.config import METRICS_FILE, Config, ConfigError, add_checkpoint_arguments, check_sampling_arguments
 from dcgan_mnist.data import DataError
-from dcgan_mnist.files import write_json_atomic
+from dcgan_mnist.files import atomic_write, write_json_atomic
 from dcgan_mnist.generate import generate
+from dcgan_mnist.metrics import classifier_score, frechet_distance, label_agreement
 
 # Shared by every run on the same training data: the classifier is keyed by the data's
 # fingerprint (data.fingerprint, the same hash run.json records), the seed and this version.
@@ -45,6 +58,11 @@ CLASSIFIER_STEPS = None
 CLASSIFIER_BATCH = 128
 CLASSIFIER_SHIFT = 1  # training only: each image moved by -SHIFT..SHIFT whole pixels each way
 SEED = 0  # evaluate's default --seed, also used by the figures taken during training
+# Images of a set searched for their nearest training image (copies), and held-out images setting the
+# bar: 2,000 against 50,000 Fashion-MNIST images is 8e10 multiply-adds, seconds in float32.
+COPIES_N = 2000
+CONFUSION_SIZE = (6.0, 5.4)  # inches, at CONFUSION_DPI: a 600 x 540 picture
+CONFUSION_DPI = 100
 
 
 # ---------------------------------------------------------------- the classifier
@@ -101,9 +119,9 @@ def classifier_path(fingerprint, seed, cache_dir):
     return os.path.join(cache_dir, f"classifier-v{CLASSIFIER_VERSION}-{fingerprint}-seed{seed}.keras")
 
 
-def load_or_train_classifier(images, labels, seed, cache_dir=None, retrain=False, steps=None):
+def load_or_train_classifier(images, labels, seed, cache_dir=None, retrain=False, steps=None, name="classifier"):
     """(classifier, its file, whether it was trained now). Cached by a hash of the training data,
-    so the same data reuse it and other data train another."""
+    so the same data reuse it and other data train another. name: what the messages call it."""
     cache_dir = CACHE_DIR if cache_dir is None else cache_dir
     steps = classifier_steps(len(images)) if steps is None else steps
 
@@ -111,13 +129,13 @@ def load_or_train_classifier(images, labels, seed, cache_dir=None, retrain=False
     if os.path.isfile(path) and not retrain:
         return keras.models.load_model(path), path, False
     start = time.perf_counter()
-    print(f"classifier: training on {len(images)} images ({steps} steps, seed {seed}); cached in {path}")
+    print(f"{name}: training on {len(images)} images ({steps} steps, seed {seed}); cached in {path}")
     model = train_classifier(images, labels, seed, steps)
     os.makedirs(cache_dir, exist_ok=True)
     tmp = os.path.join(cache_dir, f".tmp-{os.getpid()}.keras")  # atomic: no half-written cache file
     model.save(tmp)
     os.replace(tmp, path)
-    print(f"classifier: trained in {time.perf_counter() - start:.0f} s")
+    print(f"{name}: trained in {time.perf_counter() - start:.0f} s")
     return model, path, True
 
 
@@ -128,31 +146,6 @@ def features_and_probs(classifier, images, batch_size=1000):
     logits = logits.astype(np.float64)
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     return feats.astype(np.float64), probs / probs.sum(axis=1, keepdims=True)
-
-
-# ---------------------------------------------------------------- the three figures
-
-def label_agreement(probs, labels):
-    return float(np.mean(np.argmax(probs, axis=1) == labels))
-
-
-def classifier_score(probs, eps=1e-12):
-    """exp(E_x KL(p(y|x) || p(y))), p(y) the mean of p(y|x) over the set (TF-GAN's classifier_score)."""
-    p_y = probs.mean(axis=0, keepdims=True)
-    kl = np.sum(probs * (np.log(probs + eps) - np.log(p_y + eps)), axis=1)
-    return float(np.exp(kl.mean()))
-
-
-def frechet_distance(features_a, features_b):
-    """|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of two feature sets [N, D]."""
-    mu_a, mu_b = features_a.mean(axis=0), features_b.mean(axis=0)
-    s_a, s_b = np.cov(features_a, rowvar=False), np.cov(features_b, rowvar=False)
-    # Tr((S_a S_b)^(1/2)) is the sum of square roots of the eigenvalues of S_a^(1/2) S_b S_a^(1/2),
-    # a symmetric matrix, so eigh does it without scipy's sqrtm.
-    w, v = np.linalg.eigh(s_a)
-    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ s_b @ root_a), 0, None)).sum()
-    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(s_a) + np.trace(s_b) - 2 * cross)
 
 
 # ---------------------------------------------------------------- data of a run
@@ -170,12 +163,13 @@ def run_data(cfg):
 
 
 class Evaluator:
-    """The classifier and the held-out reference of one run, ready to score any generator of it."""
+    """The classifier and the held-out reference of one run, ready to score any generator of it,
+    or any set of images (score)."""
 
     def __init__(self, cfg, n_per_label=None, seed=SEED, cache_dir=None, retrain=False, steps=None,
                  fingerprint=None):
         self.n_per_label = cfg.eval_n_per_label if n_per_label is None else n_per_label
-        self.seed = seed
+        self.seed, self.cache_dir, self.steps = seed, cache_dir, steps
         trX, trY, heldX, heldY, self.source = run_data(cfg)
         if fingerprint is not None and data.fingerprint(trX, trY) != fingerprint:
             # Other data than the run's: its "held-out" images may be ones the GAN trained on.
@@ -185,37 +179,90 @@ class Evaluator:
             raise ConfigError(f"only {len(heldX)} held-out real images in {self.source} (--valid-size "
                               f"{cfg.valid_size}): the evaluation needs at least 20; train with a larger --valid-size")
         self.classifier, self.classifier_file, _ = load_or_train_classifier(trX, trY, seed, cache_dir, retrain, steps)
-        self.n_train = len(trX)
+        self.train_images, self.train_labels = trX, trY
+        self.held_images, self.held_labels = heldX, heldY  # CAS is measured on all of them
         feats, probs = features_and_probs(self.classifier, heldX)
         self.accuracy = label_agreement(probs, heldY)
-        # R (Frechet reference) and S (the real row): disjoint halves of the held-out images.
+        # R (the distances' reference) and S (the real row): disjoint halves of the held-out images.
         order = np.random.default_rng([seed, 1]).permutation(len(heldX))
         ref, row = order[:len(order) // 2], order[len(order) // 2:]
         self.n_held, self.n_ref = len(heldX), len(ref)
-        # Equal sample sizes: the real row and both distances use m images.
+        # Equal sample sizes: the real row and the distances use m images.
         self.m = min(10 * self.n_per_label, len(row))
         row = row[:self.m]
         self.ref_features = feats[ref]
-        self.real = self._figures(probs[row], heldY[row], feats[row])
+        # R's own distances to the training split set the bar for copies: S then scores about 0.01.
+        self.copies_threshold = metrics.copies_threshold(heldX[ref[:COPIES_N]], trX)
+        self.real = self._figures(heldX[row], heldY[row], feats[row], probs[row])
+        self.real_confusion = metrics.confusion(probs[row], heldY[row])
+        self.real_cas_of = {}  # training digits -> CAS, measured once per evaluator
 
-    def _figures(self, probs, labels, feats):
-        return dict(label_agreement=label_agreement(probs, labels), classifier_score=classifier_score(probs),
-                    frechet_distance=frechet_distance(feats[:self.m], self.ref_features), n=len(labels))
+    def _figures(self, images, labels, feats, probs):
+        """Every figure but CAS (None here; see cas): the label figures on all images, the
+        distances on m of them at random (a file may be in label order), copies on COPIES_N."""
+        pick = np.random.default_rng([self.seed, 5]).permutation(len(labels))[:self.m]
+        n_pr = min(len(pick), self.n_ref)  # precision and recall compare sets of one size
+        kid, kid_std = metrics.kid(feats[pick], self.ref_features, seed=[self.seed, 6])
+        precision, recall = metrics.precision_recall(self.ref_features[:n_pr], feats[pick[:n_pr]])
+        return dict(label_agreement=label_agreement(probs, labels),
+                    per_label_agreement=metrics.per_label_agreement(probs, labels),
+                    classifier_score=classifier_score(probs),
+                    frechet_distance=frechet_distance(feats[pick], self.ref_features),
+                    kid=kid, kid_std=kid_std, precision=precision, recall=recall,
+                    copies=metrics.copies(images[pick[:COPIES_N]], self.train_images, self.copies_threshold),
+                    cas=None, n=len(labels))
 
-    def __call__(self, model):
-        """The figures of a generator (a DCGAN), with the real row and the classifier's accuracy."""
+    def cas(self, images, labels):
+        """Classification Accuracy Score: the accuracy on all held-out real images of a classifier
+        trained, by this evaluator's recipe (train_classifier), only on images with their labels."""
+        steps = classifier_steps(len(images)) if self.steps is None else self.steps
+        print(f"CAS: training a classifier on the {len(images)} scored images ({steps} steps, seed {self.seed})")
+        classifier = train_classifier(images, labels, self.seed, steps)
+        return label_agreement(features_and_probs(classifier, self.held_images)[1], self.held_labels)
+
+    def real_cas(self, n):
+        """CAS of n real training digits (all of them when the split has fewer): what a generator
+        of n perfect digits would score. Cached like the evaluator's own classifier, which it is
+        when n covers the whole split."""
+        n = min(n, len(self.train_images))
+        if n not in self.real_cas_of:
+            keep = np.sort(np.random.default_rng([self.seed, 7]).permutation(len(self.train_images))[:n])
+            classifier, _, _ = load_or_train_classifier(self.train_images[keep], self.train_labels[keep],
+                                                        self.seed, self.cache_dir, steps=self.steps,
+                                                        name="CAS of real training digits")
+            probs = features_and_probs(classifier, self.held_images)[1]
+            self.real_cas_of[n] = label_agreement(probs, self.held_labels)
+        return self.real_cas_of[n]
+
+    def draw(self, model):
+        """n_per_label images of each label from a generator (a DCGAN), labels shuffled."""
         # Labels shuffled, then 500 at a time: every batch mixes the labels like a training batch
         # does (batchnorm uses the statistics of the batch at sampling time too, as upstream's), so
         # it needs no context draws beside it.
         labels = np.random.default_rng([self.seed, 2]).permutation(np.repeat(np.arange(10), self.n_per_label))
         parts = [generate(model, labels[i:i + 500], 1, [self.seed, 3, i], context=False)
                  for i in range(0, len(labels), 500)]
-        images = np.concatenate([p[0] for p in parts])
+        return np.concatenate([p[0] for p in parts]), labels
+
+    def __call__(self, model, cas=False):
+        """The figures of a generator (a DCGAN), with the real row and the classifier's accuracy."""
+        return self.score(*self.draw(model), cas=cas)
+
+    def score(self, images, labels, cas=False):
+        """The figures of uint8 images [N, 28, 28] asked for labels [N] (the "generated" row), with
+        the real row, the confusion of both and the classifier's accuracy; CAS only if cas."""
         feats, probs = features_and_probs(self.classifier, images)
-        return dict(generated=self._figures(probs, labels, feats), real=self.real,
-                    frechet_n=self.m, frechet_reference_n=self.n_ref,
+        generated = self._figures(images, labels, feats, probs)
+        real = self.real
+        if cas:
+            generated["cas"] = self.cas(images, labels)
+            real = dict(real, cas=self.real_cas(len(images)))
+        return dict(generated=generated, real=real,
+                    confusion=dict(generated=metrics.confusion(probs, labels).tolist(),
+                                   real=self.real_confusion.tolist()),
+                    frechet_n=min(len(images), self.m), frechet_reference_n=self.n_ref,
                     classifier=dict(heldout_accuracy=self.accuracy, heldout_n=self.n_held,
-                                    trained_on=self.n_train, file=self.classifier_file),
+                                    trained_on=len(self.train_images), file=self.classifier_file),
                     n_per_label=self.n_per_label, seed=self.seed, data=self.source)
 
 
@@ -223,7 +270,8 @@ class TrainingHook:
     """--eval-every-epoch / --eval-every: created before train.py's loop, called after every
     iteration and at every epoch's end; prints one line per measurement and appends it to
     CHECKPOINT_DIR/metrics.jsonl: the trained weights' figures, and under "average" those of the
-    averaged generator when the run keeps one."""
+    averaged generator when the run keeps one. Every figure but CAS, which trains a classifier
+    (minutes): its "cas" is null here, and `python -m dcgan_mnist.evaluate` measures it."""
 
     def __init__(self, cfg, model, averaged=None):
         self.cfg, self.model, self.averaged = cfg, model, averaged
@@ -256,11 +304,11 @@ class TrainingHook:
         self.last = dict(iteration=iteration, epoch=round(epoch, 3),
                          wall_time=round(time.perf_counter() - self.start, 1), **trained)
         line = f"quality at iteration {iteration} (epoch {epoch:.2f}): {one_line(trained)}"
-        summaries = {f"eval/{name}": value for name, value in trained.items() if name != "n"}
+        summaries = scalars(trained, "eval/")
         if self.averaged is not None:
             self.last["average"] = average = self.evaluator(self.averaged)["generated"]
             line += f"; averaged generator: {one_line(average)}"
-            summaries.update({f"eval_average/{name}": value for name, value in average.items() if name != "n"})
+            summaries.update(scalars(average, "eval_average/"))
         print(line)
         self._append(self.last)
         return summaries
@@ -276,49 +324,173 @@ class TrainingHook:
 
 # ---------------------------------------------------------------- output
 
+def scalars(figures, prefix):
+    """The single numbers among figures, for TensorBoard: not n, the per-label list or an unmeasured CAS."""
+    return {prefix + name: value for name, value in figures.items() if name != "n" and isinstance(value, float)}
+
+
 def one_line(g):
     return (f"label agreement {g['label_agreement']:.4f}, classifier score {g['classifier_score']:.3f}, "
-            f"Frechet distance {g['frechet_distance']:.3f}")
+            f"Frechet distance {g['frechet_distance']:.3f}, KID {g['kid']:.4f}, precision {g['precision']:.3f}, "
+            f"recall {g['recall']:.3f}, copies {g['copies']:.3f}")
+
+
+def cell(value, form):
+    return "-" if value is None else format(value, form)
 
 
 def table(rows, result):
     """rows: (name, figures) pairs, e.g. ("generated", result["generated"]); the notes from result."""
     c = result["classifier"]
-    lines = [f"{'':<20}{'images':>8}{'label agreement':>17}{'classifier score':>18}{'Frechet distance':>18}"]
+    lines = [f"{'':<20}{'images':>7}{'agreement':>10}{'score':>7}{'Frechet':>10}{'KID':>20}{'precision':>10}"
+             f"{'recall':>7}{'CAS':>8}{'copies':>7}"]
     for name, r in rows:
-        lines.append(f"{name:<20}{r['n']:>8}{r['label_agreement']:>17.4f}{r['classifier_score']:>18.3f}"
-                     f"{r['frechet_distance']:>18.3f}")
-    lines.append(f"Frechet distance: {result['frechet_n']} images of each set against {result['frechet_reference_n']} "
-                 f"other held-out real images; classifier score out of 10")
+        kid = f"{r['kid']:.4f} +- {r['kid_std']:.4f}"
+        lines.append(f"{name:<20}{r['n']:>7}{r['label_agreement']:>10.4f}{r['classifier_score']:>7.3f}"
+                     f"{r['frechet_distance']:>10.3f}{kid:>20}{r['precision']:>10.3f}{r['recall']:>7.3f}"
+                     f"{cell(r['cas'], '.4f'):>8}{r['copies']:>7.3f}")
+    lines.append(f"{'agreement of':<20}" + "".join(f"{f'label {y}':>8}" for y in range(metrics.N_LABELS)))
+    for name, r in rows:
+        lines.append(f"{name:<20}" + "".join(f"{cell(a, '.4f'):>8}" for a in r["per_label_agreement"]))
+    lines.append(f"Frechet, KID, precision/recall: {result['frechet_n']} images of each set against "
+                 f"{result['frechet_reference_n']} other held-out real images; classifier score out of 10; "
+                 f"CAS{' (-: not measured)' * any(r['cas'] is None for _, r in rows)} on all {c['heldout_n']} "
+                 f"held-out real images; copies: share nearer "
+                 f"a training image than 99% of held-out real images are")
     lines.append(f"classifier: {c['heldout_accuracy']:.2%} accurate on {c['heldout_n']} held-out real images "
                  f"(trained on {c['trained_on']}: {c['file']})")
     return "\n".join(lines)
 
 
+def draw_confusion(shares, title):
+    """A 10 x 10 picture of confusion shares: requested label (rows) against label read (columns)."""
+    fig = Figure(figsize=CONFUSION_SIZE, dpi=CONFUSION_DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (row, col), share in np.ndenumerate(shares):
+        if share >= 0.005:  # blank cells for zero: the mistakes stand out
+            ax.text(col, row, f"{share:.2f}", ha="center", va="center", fontsize="small",
+                    color="white" if share > 0.5 else "black")
+    ax.set_xticks(range(metrics.N_LABELS))
+    ax.set_yticks(range(metrics.N_LABELS))
+    ax.set_xlabel("label read by the classifier")
+    ax.set_ylabel("label requested")
+    ax.set_title(title, fontsize="medium")
+    return fig
+
+
+def write_confusion(shares, title, path):
+    with atomic_write(path) as f:
+        draw_confusion(np.asarray(shares), title).savefig(f, format="png")
+
+
+# ---------------------------------------------------------------- any set of images
+
+NPZ_MIN_IMAGES = 10  # as few as --n-per-label 1 draws: KID's subsets of 5, precision/recall's 3 neighbours
+NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)  # what np.load raises on a bad file
+
+
+def one_line_error(e):
+    return " ".join(str(getattr(e, "strerror", None) or e).split())
+
+
+def npz_arrays(path, where):
+    """The arrays "images" and "labels" of an .npz file, those it has; DataError if unreadable."""
+    try:
+        with open(path, "rb") as head:
+            magic = head.read(6)
+    except OSError as e:
+        raise DataError(f"{where}: {one_line_error(e)}") from None
+    # Neither a zip (an .npz) nor an .npy: np.load would try pickle and say so, unhelpfully.
+    if not magic.startswith(b"PK") and magic != b"\x93NUMPY":
+        raise DataError(f"{where}: not an .npz file (an .npz is a zip archive of arrays)")
+    try:
+        f = np.load(path, allow_pickle=False)
+        if not isinstance(f, np.lib.npyio.NpzFile):
+            raise ValueError("one array (an .npy file), not an .npz of images and labels")
+        with f:  # reading an array can fail too: a damaged member, a pickled object array
+            return {key: f[key] for key in ("images", "labels") if key in f.files}
+    except NPZ_ERRORS as e:
+        raise DataError(f"{where}: not a readable .npz file ({one_line_error(e)})") from None
+
+
+def read_npz(path):
+    """(images, labels) of a file as generate --npz writes it: uint8 images [N, 28, 28], integer
+    labels [N] in 0..9. DataError naming what is wrong otherwise."""
+    where = f"--npz {path}"
+    arrays = npz_arrays(path, where)
+    missing = [key for key in ("images", "labels") if key not in arrays]
+    if missing:
+        raise DataError(f"{where}: no array '{missing[0]}' (generate --npz writes images and labels)")
+    images, labels = arrays["images"], arrays["labels"]
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DataError(f"{where}: images have shape {list(images.shape)}, not [N, 28, 28]")
+    if len(images) < NPZ_MIN_IMAGES:
+        raise DataError(f"{where}: {len(images)} images; KID and precision/recall need at least {NPZ_MIN_IMAGES}")
+    if images.dtype != np.uint8:
+        raise DataError(f"{where}: images are {images.dtype}, not uint8 (0..255)")
+    if labels.shape != (len(images),):
+        raise DataError(f"{where}: labels have shape {list(labels.shape)}, not [{len(images)}] (one per image)")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{where}: labels are {labels.dtype}, not integers")
+    if labels.min() < 0 or labels.max() >= metrics.N_LABELS:
+        raise DataError(f"{where}: labels range from {labels.min()} to {labels.max()}, not within 0..9")
+    return images, labels.astype(np.int64)
+
+
+# ---------------------------------------------------------------- the command
+
 def command(p, args):
-    check_sampling_arguments(p, args, [("--out", args.out)])
+    if args.confusion and not args.confusion.lower().endswith(".png"):
+        p.error(f"--confusion {args.confusion}: must end in .png")
+    check_sampling_arguments(p, args, [("--out", args.out), ("--confusion", args.confusion)])
+    scored = read_npz(args.npz) if args.npz else None  # a bad file is refused before any work
     generator, cfg, ckpt_path, drawn = checkpoint.restore_generator(args.checkpoint_dir, args.checkpoint,
                                                                     args.weights)
     evaluator = Evaluator(cfg, args.n_per_label, args.seed, args.cache_dir, args.retrain_classifier,
                           fingerprint=checkpoint.read_run(args.checkpoint_dir)[1])
-    result = evaluator(generator)
-    result["checkpoint"], result["weights"] = ckpt_path, drawn
-    print(f"checkpoint {ckpt_path} ({checkpoint.describe(drawn)}), {args.n_per_label} images per label, "
-          f"seed {args.seed}, data {evaluator.source}")
-    print(table([("generated", result["generated"]), ("held-out real", result["real"])], result))
+    if scored is None:
+        result = evaluator(generator, cas=not args.no_cas)
+        result["checkpoint"], result["weights"] = ckpt_path, drawn
+        what = f"checkpoint {ckpt_path} ({checkpoint.describe(drawn)}), {args.n_per_label} images per label"
+        name = f"{os.path.basename(ckpt_path)}, {checkpoint.describe(drawn)}"
+    else:
+        result = evaluator.score(*scored, cas=not args.no_cas)
+        result["npz"] = args.npz
+        what = f"{args.npz}: {len(scored[1])} images, scored with the run in {args.checkpoint_dir}"
+        name = os.path.basename(args.npz)
+    print(f"{what}, seed {args.seed}, data {evaluator.source}")
+    print(table([("generated" if scored is None else "--npz", result["generated"]),
+                 ("held-out real", result["real"])], result))
     if args.out:
         write_json_atomic(result, args.out)
         print(f"wrote {args.out}")
+    if args.confusion:
+        write_confusion(result["confusion"]["generated"], f"{name}: the share of each label requested\n"
+                                                          f"read as each label by the classifier", args.confusion)
+        print(f"wrote {args.confusion}")
 
 
 def main(argv=None):
-    p = OneLineErrorParser(prog="python -m dcgan_mnist.evaluate", description=__doc__.splitlines()[0])
+    p = OneLineErrorParser(prog="python -m dcgan_mnist.evaluate", description=__doc__.splitlines()[0],
+                           epilog="CAS trains a classifier on the scored images, about as long as the evaluator's "
+                                  "own (minutes on 2 cores), and once more on as many real training images unless "
+                                  "cached: it is measured only by this command, never during training "
+                                  "(--eval-every, whose metrics.jsonl has \"cas\": null).")
     add_checkpoint_arguments(p)
     p.add_argument("--n-per-label", type=int, default=Config.eval_n_per_label,
                    help="generated images per label (default: %(default)s)")
     p.add_argument("--seed", type=int, default=SEED, help="seed of the classifier, the noise and the "
                                                           "held-out halves (default: %(default)s)")
+    p.add_argument("--npz", metavar="FILE",
+                   help="score the images of this file (uint8 images [N, 28, 28], int labels [N], as generate --npz "
+                        "writes) instead of the run's generator, with the run's classifier, training split and "
+                        "held-out images")
+    p.add_argument("--no-cas", action="store_true", help="skip the Classification Accuracy Score (quick)")
     p.add_argument("--out", help="also write the figures to this JSON file")
+    p.add_argument("--confusion", metavar="FILE.png",
+                   help="also write the confusion picture of the scored images: label requested against label read")
     p.add_argument("--retrain-classifier", action="store_true", help="train the classifier again, "
                                                                      "replacing the cached one")
     p.add_argument("--cache-dir", default=CACHE_DIR, help="where classifiers are cached (default: %(default)s)")

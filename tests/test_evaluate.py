@@ -5,11 +5,14 @@ scripts/quality_run.py.
 """
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from dcgan_mnist import data, evaluate, train
+from dcgan_mnist import data, evaluate, metrics, train
 from dcgan_mnist.config import Config
 
 MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
@@ -24,46 +27,129 @@ def write_idx(path, array):
         f.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
 
 
-# ---------------------------------------------------------------- the metrics themselves
+# ---------------------------------------------------------------- a run on real digits
 
-def test_classifier_score_bounds():
-    confident = np.eye(10)[np.arange(1000) % 10]
-    assert evaluate.classifier_score(confident) == pytest.approx(10, rel=1e-6)  # sure and varied: the maximum
-    assert evaluate.classifier_score(np.eye(10)[np.zeros(1000, int)]) == pytest.approx(1)  # always one class
-    assert evaluate.classifier_score(np.full((1000, 10), 0.1)) == pytest.approx(1)  # never sure
+# Of the 10,000 MNIST test digits, shuffled: 1,000 train the run, 2,000 are held out. With 1,000
+# training digits, the real row's CAS (1,000 real training digits) is the evaluator's own
+# classifier, cached: one classifier fewer to train.
+RUN_DIGITS = 3000
+UNSEEN = 2000  # the next ones: real digits neither the run nor its evaluator ever sees
+STEPS = 100  # Adam steps of every classifier here, the evaluator's and CAS's
+SMALL = ["--dim-w1", "32", "--dim-w2", "8", "--dim-w3", "8"]
 
-
-def test_frechet_distance_zero_on_itself_and_grows_with_a_shift():
-    feats = np.random.default_rng(0).normal(size=(2000, 16)) @ np.random.default_rng(1).normal(size=(16, 16))
-    assert abs(evaluate.frechet_distance(feats, feats)) < 1e-6
-    d = [evaluate.frechet_distance(feats, feats + shift) for shift in (0.1, 0.5, 1.0)]
-    assert d == pytest.approx([16 * s ** 2 for s in (0.1, 0.5, 1.0)], rel=1e-6)  # |mu_a - mu_b|^2, same covariance
-    scaled = evaluate.frechet_distance(feats, 2 * feats)
-    assert scaled > 1.0
-
-
-# ---------------------------------------------------------------- a small classifier on real digits
 
 @pytest.fixture(scope="module")
-def real_digits():
+def mnist_run(tmp_path_factory):
+    """A run of one iteration on RUN_DIGITS real digits (its figures come from the evaluator, not
+    the GAN), its evaluator at 100 images per label (real row and reference: 1,000 digits each),
+    and UNSEEN other real digits."""
     if not os.path.isfile(MNIST_IMAGES):
         pytest.skip(f"no MNIST test images in {MNIST}")
     images, labels = data.load_idx_pair(MNIST_IMAGES, MNIST_LABELS)
-    classifier = evaluate.train_classifier(images[:3000], labels[:3000], seed=0, steps=150)
-    return classifier, images[3000:5000], labels[3000:5000]
+    # Shuffled: the test file's two halves come from different writers.
+    order = np.random.default_rng(0).permutation(len(images))
+    run, unseen = order[:RUN_DIGITS], order[RUN_DIGITS:RUN_DIGITS + UNSEEN]
+    folder = tmp_path_factory.mktemp("mnist_run")
+    write_idx(folder / "images", images[run])
+    write_idx(folder / "labels", labels[run])
+    flags = ["--train-images", str(folder / "images"), "--train-labels", str(folder / "labels"), "--valid-size", "2000",
+             "--seed", "1"]
+    assert train.main(SMALL + flags + ["--max-iterations", "1", "--checkpoint-dir", str(folder / "ckpt"),
+                                       "--vis-dir", str(folder / "vis")]) == 0
+    cfg = Config(train_images=str(folder / "images"), train_labels=str(folder / "labels"), valid_size=2000, seed=1)
+    evaluator = evaluate.Evaluator(cfg, n_per_label=100, cache_dir=str(folder / "cache"), steps=STEPS)
+    return dict(folder=folder, evaluator=evaluator, images=images[unseen], labels=labels[unseen])
+
+
+@pytest.fixture(scope="module")
+def real_digits(mnist_run):
+    """The run's classifier and the unseen digits."""
+    return mnist_run["evaluator"].classifier, mnist_run["images"], mnist_run["labels"]
+
+
+@pytest.fixture(scope="module")
+def unseen_scored(mnist_run):
+    """evaluate --npz on 1,000 of the unseen digits, through the command line: its JSON, its
+    confusion picture's path and what it printed."""
+    folder = mnist_run["folder"]
+    np.savez(folder / "unseen.npz", images=mnist_run["images"][:1000], labels=mnist_run["labels"][:1000])
+    out, picture = folder / "unseen.json", folder / "unseen-confusion.png"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(evaluate, "CLASSIFIER_STEPS", STEPS)
+        assert evaluate.main(["--checkpoint-dir", str(folder / "ckpt"), "--npz", str(folder / "unseen.npz"),
+                              "--n-per-label", "100", "--cache-dir", str(folder / "cache"), "--out", str(out),
+                              "--confusion", str(picture)]) == 0
+    return json.loads(out.read_text()), picture
+
+
+FIGURES = {"label_agreement", "per_label_agreement", "classifier_score", "frechet_distance", "kid", "kid_std",
+           "precision", "recall", "cas", "copies", "n"}
+
+
+def test_unseen_real_digits_score_like_the_held_out_real_row(mnist_run, unseen_scored):
+    result, _ = unseen_scored
+    unseen, real = result["generated"], result["real"]
+    assert set(unseen) == set(real) == FIGURES and unseen["n"] == real["n"] == 1000
+    assert abs(unseen["kid"]) < 2 * unseen["kid_std"], f"KID {unseen['kid']} +- {unseen['kid_std']}: not about 0"
+    assert abs(real["kid"]) < 2 * real["kid_std"], f"real row KID {real['kid']} +- {real['kid_std']}: not about 0"
+    assert unseen["precision"] == pytest.approx(real["precision"], abs=0.05)
+    assert unseen["recall"] == pytest.approx(real["recall"], abs=0.05)
+    accuracy = result["classifier"]["heldout_accuracy"]
+    assert unseen["cas"] == pytest.approx(accuracy, abs=0.04) and real["cas"] == pytest.approx(accuracy, abs=0.04)
+    assert unseen["copies"] <= 0.03 and real["copies"] <= 0.03  # about 0.01 by the definition
+    assert unseen["label_agreement"] == pytest.approx(real["label_agreement"], abs=0.03)
+    assert all(a > 0.8 for a in unseen["per_label_agreement"])
+
+
+def test_the_runs_own_training_digits_are_all_copies(mnist_run):
+    evaluator = mnist_run["evaluator"]
+    result = evaluator.score(evaluator.train_images[:1000], evaluator.train_labels[:1000])
+    assert result["generated"]["copies"] == 1
+    assert result["generated"]["cas"] is None  # not asked for
+
+
+def test_the_smallest_set_evaluate_takes_is_scored(mnist_run):
+    evaluator, images, labels = mnist_run["evaluator"], mnist_run["images"], mnist_run["labels"]
+    n = evaluate.NPZ_MIN_IMAGES  # as many as --n-per-label 1 draws
+    figures = evaluator.score(images[:n], labels[:n])["generated"]
+    assert figures["n"] == n and all(np.isfinite(figures[name]) for name in ("kid", "kid_std", "precision", "recall"))
+
+
+def test_a_set_in_label_order_is_sampled_at_random_for_the_distances(mnist_run):
+    # generate --npz writes its digits label by label: the distances' m = 1,000 of these 2,000
+    # must be drawn from all ten labels, not be the first ones (0 to 4).
+    evaluator, images, labels = mnist_run["evaluator"], mnist_run["images"], mnist_run["labels"]
+    order = np.argsort(labels, kind="stable")
+    figures = evaluator.score(images[order], labels[order])["generated"]
+    assert figures["n"] == 2000 and evaluator.m == 1000
+    assert abs(figures["kid"]) < 2 * figures["kid_std"], f"KID {figures['kid']} +- {figures['kid_std']}"
+    assert figures["recall"] > 0.8
+
+
+def test_ten_real_digits_repeated_lose_recall_cas_and_kid(mnist_run, unseen_scored):
+    evaluator, images, labels = mnist_run["evaluator"], mnist_run["images"], mnist_run["labels"]
+    ten = [int(np.flatnonzero(labels == y)[0]) for y in range(10)]  # one unseen digit of each label
+    repeated = np.repeat(ten, 100)
+    result = evaluator.score(images[repeated], labels[repeated], cas=True)
+    few, real = result["generated"], unseen_scored[0]["real"]
+    assert few["label_agreement"] >= 0.8 and few["precision"] >= 0.7  # most of the ten are good digits
+    assert few["recall"] < 0.05, f"recall {few['recall']} of ten digits"
+    assert few["cas"] < real["cas"] - 0.2, f"CAS {few['cas']} of ten digits, {real['cas']} of 1,000 real ones"
+    assert few["kid"] > real["kid"] + 10 * real["kid_std"] and few["kid"] > 3 * few["kid_std"], \
+        f"KID {few['kid']} +- {few['kid_std']} of ten digits, {real['kid']} +- {real['kid_std']} of 1,000 real ones"
 
 
 @needs_mnist
 def test_held_out_real_digits_score_high(real_digits):
     classifier, images, labels = real_digits
     feats, probs = evaluate.features_and_probs(classifier, images)
-    assert evaluate.label_agreement(probs, labels) > 0.9
-    assert evaluate.classifier_score(probs) > 8
+    assert metrics.label_agreement(probs, labels) > 0.9
+    assert metrics.classifier_score(probs) > 8
     # Two halves of the same real digits are close; noise is far.
     noise = np.random.default_rng(0).integers(0, 256, size=images[:1000].shape, dtype=np.uint8)
     noise_feats, _ = evaluate.features_and_probs(classifier, noise)
-    real_fd = evaluate.frechet_distance(feats[:1000], feats[1000:])
-    assert evaluate.frechet_distance(noise_feats, feats[1000:]) > 10 * real_fd
+    real_fd = metrics.frechet_distance(feats[:1000], feats[1000:])
+    assert metrics.frechet_distance(noise_feats, feats[1000:]) > 10 * real_fd
 
 
 @needs_mnist
@@ -71,12 +157,86 @@ def test_noise_and_one_repeated_image_score_low(real_digits):
     classifier, images, labels = real_digits
     noise = np.random.default_rng(0).integers(0, 256, size=images.shape, dtype=np.uint8)
     _, probs = evaluate.features_and_probs(classifier, noise)
-    assert evaluate.label_agreement(probs, labels) < 0.3
-    assert evaluate.classifier_score(probs) < 3
+    assert metrics.label_agreement(probs, labels) < 0.3
+    assert metrics.classifier_score(probs) < 3
     repeated = np.repeat(images[:1], len(images), axis=0)
     _, probs = evaluate.features_and_probs(classifier, repeated)
-    assert evaluate.label_agreement(probs, labels) < 0.2  # right for one label in ten
-    assert evaluate.classifier_score(probs) == pytest.approx(1, abs=1e-3)
+    assert metrics.label_agreement(probs, labels) < 0.2  # right for one label in ten
+    assert metrics.classifier_score(probs) == pytest.approx(1, abs=1e-3)
+
+
+def test_confusion_picture_is_written(unseen_scored):
+    result, picture = unseen_scored
+    with Image.open(picture) as image:
+        assert image.format == "PNG" and image.size == (600, 540)
+    shares = np.array(result["confusion"]["generated"])
+    assert shares.shape == (10, 10) and np.allclose(shares.sum(axis=1), 1)
+    np.testing.assert_allclose(np.diag(shares), result["generated"]["per_label_agreement"])
+
+
+def bad_npz_files(folder):
+    """(name, file, what the one-line error must say) for files evaluate --npz refuses."""
+    images, labels = np.zeros((20, 28, 28), np.uint8), np.arange(20) % 10
+    cases = {"missing": None,
+             "garbage": b"not an npz at all",
+             "truncated": b"PK\x03\x04" + bytes(30),
+             "npy": images,
+             "no labels": dict(images=images),
+             "no images": dict(labels=labels),
+             "float images": dict(images=images.astype(np.float32), labels=labels),
+             "flat images": dict(images=images.reshape(20, 784), labels=labels),
+             "28x27 images": dict(images=images[:, :, :27], labels=labels),
+             "9 images": dict(images=images[:9], labels=labels[:9]),
+             "labels 10": dict(images=images, labels=labels + 1),
+             "labels -1": dict(images=images, labels=labels - 1),
+             "float labels": dict(images=images, labels=labels.astype(float)),
+             "labels short": dict(images=images, labels=labels[:19]),
+             "object labels": dict(images=images, labels=np.array([None] * 20))}
+    says = {"missing": "No such file", "garbage": "not an .npz file", "truncated": "not a readable .npz",
+            "npy": "not an .npz", "no labels": "no array 'labels'", "no images": "no array 'images'",
+            "float images": "float32, not uint8", "flat images": "[20, 784], not [N, 28, 28]",
+            "28x27 images": "not [N, 28, 28]", "9 images": "9 images; KID and precision/recall need at least 10",
+            "labels 10": "1 to 10, not within 0..9", "labels -1": "-1 to 8", "float labels": "float64, not integers",
+            "labels short": "[19], not [20]", "object labels": "not a readable .npz"}
+    for name, content in cases.items():
+        path = folder / (name.replace(" ", "-") + (".npy" if name == "npy" else ".npz"))
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        elif isinstance(content, dict):
+            np.savez(path, **content)
+        elif content is not None:
+            np.save(path, content)
+        yield name, path, says[name]
+
+
+def test_evaluate_refuses_a_bad_npz_in_one_line_and_writes_nothing(tmp_path, capsys):
+    # No run at all in --checkpoint-dir: the file is checked before anything else.
+    out, picture = tmp_path / "figures.json", tmp_path / "confusion.png"
+    for name, path, says in bad_npz_files(tmp_path):
+        code = evaluate.main(["--checkpoint-dir", str(tmp_path / "none"), "--npz", str(path), "--out", str(out),
+                              "--confusion", str(picture)])
+        err = capsys.readouterr().err
+        assert code == 2, name
+        assert err.startswith(f"error: --npz {path}: ") and err.count("\n") == 1 and says in err, (name, err)
+        assert not out.exists() and not picture.exists(), name
+
+
+def test_confusion_wants_a_png(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        evaluate.main(["--checkpoint-dir", str(tmp_path), "--confusion", str(tmp_path / "c.jpg")])
+    assert exit.value.code == 2 and "--confusion" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_figures_move_the_right_way_between_an_early_and_a_later_checkpoint(tmp_path):
+    """scripts/checkpoint_progress.py: the default model on 8,000 MNIST test digits, ckpt-62 (one
+    epoch) against ckpt-620 (ten), both scored with CAS: 12 minutes on 2 shared cores (695 s), as no
+    smaller model learns digits in a few hundred iterations (--dim-w1 128 --dim-w2 32 --dim-w3 16:
+    label agreement 0.44 at iteration 744, KID down by 2 spreads only)."""
+    script = os.path.join(os.path.dirname(__file__), "..", "scripts", "checkpoint_progress.py")
+    r = subprocess.run([sys.executable, script, "--work", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
 
 # ---------------------------------------------------------------- cache and determinism
@@ -183,30 +343,34 @@ def test_training_hook_writes_metrics_and_evaluate_reads_the_run(tmp_path, toy_f
     assert set(lines[0]) == {"real", "classifier_accuracy"} and lines[0]["real"]["n"] == 50
     lines = lines[1:]
     assert [m["iteration"] for m in lines] == [8, 16, 18, 20]  # every 8, the epoch's end, the run's end
-    figures = {"label_agreement", "classifier_score", "frechet_distance", "n"}
+    figures = {"label_agreement", "per_label_agreement", "classifier_score", "frechet_distance", "kid", "kid_std",
+               "precision", "recall", "cas", "copies", "n"}
     for m in lines:  # the trained weights' figures, and the averaged generator's (--ema-decay's default)
         assert set(m) == {"iteration", "epoch", "wall_time", "average"} | figures
         assert set(m["average"]) == figures
         for g in (m, m["average"]):
             assert 0 <= g["label_agreement"] <= 1 and 1 <= g["classifier_score"] <= 10 + 1e-6
+            assert g["cas"] is None and len(g["per_label_agreement"]) == 10  # CAS: only evaluate measures it
         assert m["average"]["frechet_distance"] != m["frechet_distance"]
     assert out.count("quality at iteration") == 4
     assert "quality of the last weights (iteration 20)" in out
 
     out_json = str(tmp_path / "figures.json")
-    assert evaluate.main(["--checkpoint-dir", ckpt, "--n-per-label", "5", "--out", out_json]) == 0
+    assert evaluate.main(["--checkpoint-dir", ckpt, "--n-per-label", "5", "--out", out_json, "--no-cas"]) == 0
     out = capsys.readouterr().out
     assert "classifier: training" not in out  # cached by the hook's run
     assert "held-out real" in out and "accurate on 100 held-out real images" in out
     with open(out_json) as f:
         result = json.load(f)
     assert result["generated"]["n"] == 50 and result["real"]["n"] == 50 and result["frechet_n"] == 50
+    assert set(result["generated"]) == set(result["real"]) == figures
+    assert result["generated"]["cas"] is None and result["real"]["cas"] is None  # --no-cas
     # The same weights, seed and sizes as the hook's last measurement: the same figures.
     # The same weights (by default the average), seed and sizes as the hook's last measurement: the same figures.
     assert "(averaged generator)" in out and result["weights"] == "average"
     assert result["generated"]["frechet_distance"] == pytest.approx(lines[-1]["average"]["frechet_distance"], rel=1e-4)
     assert evaluate.main(["--checkpoint-dir", ckpt, "--n-per-label", "5", "--out", out_json,
-                          "--weights", "trained"]) == 0
+                          "--weights", "trained", "--no-cas"]) == 0
     assert "(trained weights)" in capsys.readouterr().out
     with open(out_json) as f:
         result = json.load(f)
