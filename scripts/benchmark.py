@@ -13,11 +13,12 @@ Measures, each case in its own process (so peak RSS is its own), after warm-up i
 and, with --levers, the levers measured for docs/speed.md (thinned log, plain
 model.build_model step, whole-step XLA, Keras's unfused Adam, no stacked D, no averaged
 generator, oneDNN off, thread settings). Every project case but no_ema keeps the averaged
-generator, as train.py does by default. Also a large float32 matmul (the machine's rate) and the
+generator, as train.py does by default. Also the machine's float32 and bfloat16 rates on the step's
+own largest matmuls (big_matmul_shapes), with the CPU flags that decide them, and the
 peak RSS of a 100-iteration training run on 60,000 images (Fashion-MNIST's training set), checkpoint included.
 
 Prints s/iteration (wall clock over D-and-G pairs: median, min, max; and CPU seconds), images/s, GFLOP/s from the
-counted FLOPs (`--flops` prints the count), share of the matmul rate, speed-up over upstream
+counted FLOPs (`--flops` prints the count), its share of its dtype's matmul rate, speed-up over upstream
 (and over upstream_stock), the longest wait for an input batch, peak RSS (10^9 bytes).
 Iterations alternate D and G as in training.
 """
@@ -84,6 +85,14 @@ def iteration_flops(batch=128, fast=True, second_forward=False, printed=True, **
     if not printed:
         g_iter -= D
     return {"D": 2 * batch * d_iter, "G": 2 * batch * g_iter}
+
+
+def case_flops(case, batch=128):
+    """FLOPs of one iteration of a benchmark case, D and G iterations averaged."""
+    name = case.partition("@")[0]
+    f = iteration_flops(batch, fast=name != "plain" and not name.startswith("upstream"),
+                        second_forward=name.startswith("upstream"), printed=name != "thinned")
+    return (f["D"] + f["G"]) / 2
 
 
 def print_flops():
@@ -224,14 +233,44 @@ def case_upstream(batch):
     return run_iteration
 
 
-def case_matmul(n=2048, repeats=20):
+def big_matmul_shapes(batch=128, dim_W1=1024, dim_W2=128, dim_y=10):
+    """(m, k, n) of the step's largest matmuls: gen_W2's and discrim_W3's forward pass, and the
+    input and weight gradients of each (a third of the step's FLOPs). The machine's rate on these
+    shapes, not on a large square matmul, is what the step could reach."""
+    shapes = []
+    for k_in, n_out in ((dim_W1 + dim_y, dim_W2 * 49), (dim_W2 * 49 + dim_y, dim_W1)):
+        shapes += [(batch, k_in, n_out), (batch, n_out, k_in), (k_in, batch, n_out)]
+    return shapes
+
+
+def matmul_rates(repeats=10):
+    """{"float32": GFLOP/s, "bf16": GFLOP/s}: the best of `repeats` timings of the big matmuls, each
+    dtype in one tf.function."""
     import tensorflow as tf
-    a = tf.random.normal([n, n])
-    f = tf.function(lambda a: tf.matmul(a, a))
-    for _ in range(3):
-        f(a).numpy()
-    wall, cpu = time_loop(lambda i: f(a).numpy(), 0, repeats)
-    return wall, cpu
+    rates = {}
+    for name, dtype in (("float32", tf.float32), ("bf16", tf.bfloat16)):
+        pairs = [(tf.cast(tf.random.normal([m, k]), dtype), tf.cast(tf.random.normal([k, n]), dtype))
+                 for m, k, n in big_matmul_shapes()]
+        run = tf.function(lambda pairs=pairs: [tf.matmul(a, b)[0, 0] for a, b in pairs])
+        for _ in range(3):
+            [x.numpy() for x in run()]
+        wall, _ = time_loop(lambda i, run=run: [x.numpy() for x in run()], 0, repeats)
+        rates[name] = sum(2 * m * k * n for m, k, n in big_matmul_shapes()) / min(wall) / 1e9
+    return rates
+
+
+def cpu_flags():
+    """The CPU flags that decide the float32 and bfloat16 rates, as /proc/cpuinfo lists them."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(f.read().split())
+    except OSError:
+        return "unknown"
+    return " ".join(sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})) or "none of avx2/avx512"
+
+
+def dtype_of(case):
+    return "bf16" if case == "bf16" else "float32"
 
 
 # Cases that run another case under TensorFlow's stock settings for this CPU: without AVX-512
@@ -258,16 +297,22 @@ def interleaved(args):
     for run in runs.values():
         for i in range(args.warmup):
             run(i)
+    rates = {"float32": 0.0, "bf16": 0.0}
     for _turn in range(args.interleave):
         for c, run in runs.items():
             wall[c] += time_loop(run, 0, 4)[0]
+        rates = {d: max(r, matmul_rates(3)[d]) for d, r in rates.items()}  # the best measured between turns
     wall = {c: pairs(w) for c, w in wall.items()}
     base = np.median(wall["upstream"]) if "upstream" in wall else None
     print(f"{args.interleave} turns of 4 iterations per case; load average {os.getloadavg()[0]:.2f}; "
-          f"s/iteration over each D-and-G pair")
+          f"s/iteration over each D-and-G pair; CPU flags: {cpu_flags()}")
+    print(f"the step's big matmuls, best between turns: float32 {rates['float32']:.0f} GFLOP/s, "
+          f"bfloat16 {rates['bf16']:.0f} GFLOP/s")
     for c, w in wall.items():
         up = f", {base / np.median(w):.2f}x upstream" if base else ""
-        print(f"{c}: median {np.median(w):.4f} s/iteration (min {min(w):.4f}){up}")
+        rate = case_flops(c, args.batch_size) / np.median(w) / 1e9
+        print(f"{c}: median {np.median(w):.4f} s/iteration (min {min(w):.4f}){up}; {rate:.0f} GFLOP/s, "
+              f"{rate / rates[dtype_of(c)]:.0%} of the {dtype_of(c)} matmul rate")
 
 
 def run_case(args):
@@ -276,7 +321,8 @@ def run_case(args):
     import dcgan_mnist  # noqa: F401  (silences TensorFlow's start-up noise)
     set_threads(args.threads)
     if args.run_case == "matmul":
-        wall, cpu = case_matmul()
+        print(json.dumps(matmul_rates()))
+        return
     else:
         wall, cpu = time_loop(make_case(args.run_case, args.batch_size), args.warmup, args.iterations)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -367,20 +413,19 @@ def main(argv=None):
         if threads or args.threads:
             cmd += ["--threads", threads or args.threads]
         text, rss = child(cmd)
-        results[case] = dict(json.loads(text.strip().splitlines()[-1]), rss=rss)
+        results[case] = json.loads(text.strip().splitlines()[-1])
+        if case != "matmul":
+            results[case]["rss"] = rss
         print(f"... {case} done", file=sys.stderr, flush=True)
     rss_60k = None if args.no_rss_run else training_rss()
 
-    n = 2048
-    matmul_rate = 2 * n ** 3 / stats(results.pop("matmul")["wall"])["min"] / 1e9
+    rates = results.pop("matmul")
     fast, plain = iteration_flops(args.batch_size), iteration_flops(args.batch_size, fast=False)
     upstream = iteration_flops(args.batch_size, fast=False, second_forward=True)
     mean = lambda f: (f["D"] + f["G"]) / 2  # noqa: E731
-    thinned = iteration_flops(args.batch_size, printed=False)
-    flops = {c: mean(upstream if c.startswith("upstream") else plain if c == "plain" else
-                     thinned if c == "thinned" else fast) for c in results}
-    report = dict(load_average_before=load_before, load_average_after=os.getloadavg(),
-                  matmul_gflops=matmul_rate, peak_rss_training_60k=rss_60k,
+    flops = {c: case_flops(c, args.batch_size) for c in results}
+    report = dict(load_average_before=load_before, load_average_after=os.getloadavg(), cpu_flags=cpu_flags(),
+                  matmul_gflops=rates, peak_rss_training_60k=rss_60k,
                   flops_per_iteration={"default": mean(fast), "plain": mean(plain), "upstream": mean(upstream)},
                   cases={})
     median = lambda c: stats(pairs(results[c]["wall"]))["median"] if c in results else None  # noqa: E731
@@ -389,7 +434,8 @@ def main(argv=None):
         w, cpu = stats(pairs(r["wall"])), stats(pairs(r["cpu"]))
         report["cases"][c] = dict(
             s_per_iteration=w, cpu_s_per_iteration=cpu["median"], images_per_s=args.batch_size / w["median"],
-            gflops=flops[c] / w["median"] / 1e9, share_of_matmul=flops[c] / w["median"] / 1e9 / matmul_rate,
+            gflops=flops[c] / w["median"] / 1e9,
+            share_of_matmul=flops[c] / w["median"] / 1e9 / rates[dtype_of(c.partition("@")[0])],
             speedup_over_upstream=(up / w["median"]) if up else None,
             speedup_over_upstream_stock=(stock / w["median"]) if stock else None,
             input_wait_ms=1e3 * stats(r["input_wait"])["max"] if r.get("input_wait") else None,
@@ -399,10 +445,11 @@ def main(argv=None):
         return
     print(f"batch {args.batch_size}, {args.iterations} timed iterations after {args.warmup} warm-up, "
           f"alternating D and G; load average {load_before[0]:.2f} before, {report['load_average_after'][0]:.2f} after")
-    print(f"float32 matmul {n}x{n}: {matmul_rate:.0f} GFLOP/s (best of 20); FLOP per iteration: default "
+    print(f"CPU flags: {report['cpu_flags']}; the step's big matmuls (best of 10): float32 {rates['float32']:.0f} "
+          f"GFLOP/s, bfloat16 {rates['bf16']:.0f} GFLOP/s; FLOP per iteration: default "
           f"{mean(fast) / 1e9:.1f} G, plain {mean(plain) / 1e9:.1f} G, upstream {mean(upstream) / 1e9:.1f} G "
           f"(its second forward pass included)")
-    print("| case | s/iteration median (min-max) | CPU s/it | images/s | GFLOP/s | share of matmul "
+    print("| case | s/iteration median (min-max) | CPU s/it | images/s | GFLOP/s | share of its dtype's matmul rate "
           "| speed-up over upstream (stock TF) | input wait, max | peak RSS |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     x = lambda v: f"{v:.2f}x" if v else "-"  # noqa: E731
