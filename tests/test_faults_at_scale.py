@@ -16,7 +16,7 @@ import time
 import pytest
 
 import fault_runner as fr
-from conftest import ROOT, free_ports, run_cli, write_random_pair
+from conftest import ROOT, SMALL_FLAGS, call_main, free_ports, run_cli, write_random_pair
 from dcgan_mnist import checkpoint
 from dcgan_mnist import folder as run_folder
 
@@ -24,12 +24,9 @@ BOUND = 90  # seconds for the other worker to stop; measured 4-25 s on 2 busy co
 
 
 @pytest.fixture(scope="module")
-def reference(data_dir, tmp_path_factory):
-    """An undisturbed one-process run: its folder."""
-    run_dir = str(tmp_path_factory.mktemp("reference"))
-    done = fr.run(fr.tiny_flags(data_dir, run_dir))
-    assert done.returncode == 0, done.stderr
-    return run_dir
+def reference(fault_reference):
+    """An undisturbed one-process run (conftest.fault_reference): its folder."""
+    return fault_reference
 
 
 # ---------------------------------------------------------------- one trainer per folder
@@ -57,7 +54,7 @@ def test_second_trainer_on_a_folder_in_use_is_refused_and_the_first_is_untouched
     fr.assert_same_state(fr.state(ckpt), fr.state(os.path.join(reference, "ckpt")))
 
 
-def test_lock_left_by_kill_9_blocks_nobody(data_dir, reference, tmp_path):
+def test_lock_left_by_kill_9_blocks_nobody(data_dir, reference, tmp_path, monkeypatch, capsys):
     flags = fr.tiny_flags(data_dir, str(tmp_path))
     proc = fr.start(flags)
     fr.wait_for_line(proc, "iteration: 8\n")
@@ -66,9 +63,9 @@ def test_lock_left_by_kill_9_blocks_nobody(data_dir, reference, tmp_path):
     ckpt = os.path.join(str(tmp_path), "ckpt")
     with open(os.path.join(ckpt, run_folder.LOCK_FILE)) as f:
         assert f.read().split()[0] == str(proc.pid)  # the dead holder's record stays; its lock went with it
-    done = fr.run(flags)
-    assert done.returncode == 0, done.stderr
-    assert "resuming from" in done.stdout
+    status, out, err = call_main(capsys, fr.train.main, *flags)  # the next trainer: in this process
+    assert status == 0, err
+    assert "resuming from" in out
     fr.assert_same_state(fr.state(ckpt), fr.state(os.path.join(reference, "ckpt")))
 
 
@@ -110,8 +107,8 @@ def test_the_lock_file_alone_is_an_empty_folder(tmp_path):
 # ---------------------------------------------------------------- two workers on 127.0.0.1
 
 # 64 random images, batch 8: 8 iterations per epoch; far more epochs than any test lets run.
-WORKER_FLAGS = ["--valid-size", "0", "--batch-size", "8", "--dim-w1", "16", "--dim-w2", "8", "--dim-w3", "8",
-                "--step", "5", "--seed", "7", "--checkpoint-every", "5", "--n-epochs", "1000"]
+WORKER_FLAGS = ["--valid-size", "0", "--batch-size", "8", *SMALL_FLAGS, "--step", "5", "--seed", "7",
+                "--checkpoint-every", "5", "--n-epochs", "1000"]
 
 
 class Workers:
