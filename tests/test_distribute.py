@@ -13,14 +13,13 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import free_ports, write_random_pair
+from conftest import SMALL_FLAGS, free_ports, write_random_pair
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DRIVER = os.path.join(ROOT, "tests", "train_driver.py")
 TIMEOUT = 300  # seconds for any one process; the runs take ~10-40 s on 2 busy cores
 # 64 images, batch 8: 8 iterations per epoch, D and G steps alternating.
-TINY = ["--valid-size", "0", "--batch-size", "8", "--dim-w1", "16", "--dim-w2", "8", "--dim-w3", "8",
-        "--step", "5", "--seed", "7", "--log-every", "1000"]
+TINY = ["--valid-size", "0", "--batch-size", "8", *SMALL_FLAGS, "--step", "5", "--seed", "7", "--log-every", "1000"]
 ATOL = 2e-5  # float32 summation order; measured differences ~1e-6 after 16 iterations, ~2e-3 if
              # batch norm used per-replica statistics instead of the global batch's
 
