@@ -109,6 +109,7 @@ def run_workers(tiny, tmp_path, n_epochs, tag=""):
     return w0
 
 
+@pytest.mark.xdist_group("clusters")  # one cluster at a time (with test_faults_at_scale's): never two on 2 cores
 def test_two_workers_resume_and_match_one_process(tiny, single, tmp_path):
     # Start both workers from the single run's first-epoch checkpoint: every worker restores the
     # chief's checkpoint, they train the second epoch together, and end where the single run ended.
@@ -125,6 +126,7 @@ def test_two_workers_resume_and_match_one_process(tiny, single, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("clusters")
 def test_two_workers_from_scratch_match_one_process(tiny, single, tmp_path):
     w0 = run_workers(tiny, tmp_path, n_epochs=1)
     assert_close(w0, checkpoint_weights(str(single / "ckpt" / "ckpt-8")))
