@@ -116,12 +116,3 @@ def free_ports(n):
     finally:
         for s in socks:
             s.close()
-
-
-# The files whose tests wait longest on child processes go first, so the two xdist workers end
-# together instead of one waiting out a long cluster test at the end.
-LONG_FIRST = ("test_faults_at_scale.py", "test_reliability.py", "test_distribute.py")
-
-
-def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: item.path.name not in LONG_FIRST)  # stable: the order within stays
