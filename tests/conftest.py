@@ -1,53 +1,28 @@
-"""Shared test helpers: small IDX files the tests write themselves, and a small model."""
-import gzip
+"""Fixtures over the one scaffold (tests/scaffold.py): tiny IDX data, the trained run (trained once
+per session, copied where a test changes it), the undisturbed fault_runner run, and the ways to run
+a command (in this process, or as a real process where the process itself is under test)."""
 import os
-import pathlib
+import shutil
 import socket
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 import fault_runner as fr
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
-FASHION = pathlib.Path("/usr/share/datasets/fashion-mnist")
-
-# A model small enough that a test run takes seconds; same architecture, narrower layers.
-SMALL_MODEL = dict(dim_W1=32, dim_W2=8, dim_W3=8)
-SMALL_FLAGS = ["--dim-w1", "32", "--dim-w2", "8", "--dim-w3", "8"]
-
-
-def idx_bytes(array, ndim=None):
-    """An unsigned-byte IDX file's bytes for array."""
-    array = np.asarray(array, dtype=np.uint8)
-    ndim = array.ndim if ndim is None else ndim
-    header = bytes([0, 0, 0x08, ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    return header + array.tobytes()
-
-
-def write_idx(path, array, gz=False):
-    raw = idx_bytes(array)
-    path = pathlib.Path(path)
-    path.write_bytes(gzip.compress(raw) if gz else raw)
-    return path
-
-
-def write_random_pair(folder, seed):
-    """64 random images with random labels as IDX files folder/images, folder/labels; returns the
-    --train-images/--train-labels flags that train on them."""
-    rng = np.random.default_rng(seed)
-    write_idx(folder / "images", rng.integers(0, 256, size=(64, 28, 28)))
-    write_idx(folder / "labels", rng.integers(0, 10, size=64))
-    return ["--train-images", str(folder / "images"), "--train-labels", str(folder / "labels")]
-
-
-def random_digits(n, seed=0):
-    """n random 28 x 28 uint8 images and labels covering 0..9."""
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8), np.arange(n) % 10
+from scaffold import (  # noqa: F401  (re-exported: the tests import the scaffold from here)
+    FASHION,
+    ROOT,
+    SHARED_MNIST,
+    SMALL_FLAGS,
+    SMALL_MODEL,
+    TRAINED_RUN_DIM_Z,
+    TRAINED_RUN_FLAGS,
+    idx_bytes,
+    random_digits,
+    write_idx,
+    write_random_pair,
+)
 
 
 @pytest.fixture
@@ -65,18 +40,70 @@ def tiny_idx(tmp_path):
 
 
 def run_cli(module, *args, cwd, timeout=300):
-    """Run python -m dcgan_mnist.<module> in a subprocess; returns CompletedProcess."""
+    """Run python -m dcgan_mnist.<module> in a subprocess; returns CompletedProcess. Only for what
+    only a real process shows (its exit status, its stderr from start-up on, signals); else call_main."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", f"dcgan_mnist.{module}", *map(str, args)], cwd=cwd,
                           env=env, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
+def call_main(capsys, main, *argv):
+    """A command's main(argv) in this process: (exit status, stdout, stderr); argparse's
+    SystemExit counts as the status."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def listing(folder):
+    """Every file under folder with its size and modification time, to see that nothing changed it."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A small run trained once per session (scaffold.TRAINED_RUN_FLAGS): its folder, holding the
+    data (images, labels), checkpoints/ (ckpt-1 to ckpt-3, run.json) and vis/. Read it only; a test
+    that writes into a run takes trained_copy. Checked unchanged at the end of the session."""
+    from dcgan_mnist import train
+    folder = tmp_path_factory.mktemp("trained_run")
+    flags = write_random_pair(folder, seed=3) + TRAINED_RUN_FLAGS + [
+        "--checkpoint-dir", str(folder / "checkpoints"), "--vis-dir", str(folder / "vis")]
+    assert train.main(flags) == 0
+    before = listing(folder)
+    yield folder
+    assert listing(folder) == before, "a test changed the shared trained run: use trained_copy"
+
+
+@pytest.fixture
+def trained_copy(trained_run, tmp_path):
+    """A copy of the trained run for a test to change: tmp_path / "run"."""
+    shutil.copytree(trained_run, tmp_path / "run")
+    return tmp_path / "run"
+
+
+@pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
-    """fault_runner's tiny data set, once per test module."""
+    """fault_runner's tiny data set, once per session."""
     folder = tmp_path_factory.mktemp("data")
     fr.tiny_data(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def fault_reference(data_dir, tmp_path_factory):
+    """fault_runner's run undisturbed, as a real process, to the end: its folder (ckpt/, vis/). The
+    runs that faults interrupt must end exactly where it did. Read it only (copy it to change it)."""
+    run_dir = str(tmp_path_factory.mktemp("reference"))
+    proc = fr.start(fr.tiny_flags(data_dir, run_dir))
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert f"done: {fr.TOTAL} iterations" in out
+    return run_dir
 
 
 def free_ports(n):
@@ -89,14 +116,3 @@ def free_ports(n):
     finally:
         for s in socks:
             s.close()
-
-
-def call_main(capsys, main, *argv):
-    """A command's main(argv) in this process: (exit status, stdout, stderr); argparse's
-    SystemExit counts as the status."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err

@@ -20,33 +20,24 @@ from dcgan_mnist import data, train  # noqa: E402  first: the package silences T
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.checkpoint import checkpoint_management
+
+from scaffold import SMALL_FLAGS, write_random_pair
 # isort: on
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-# A run that takes seconds: 80 random 28 x 28 images, small layers, 10 iterations per epoch,
+# A run that takes seconds: 80 random 28 x 28 images, the small model, 10 iterations per epoch,
 # 40 in all, a checkpoint every 3 iterations (so resumes land mid-epoch) and a grid every 4.
 N_IMAGES, TOTAL = 80, 40
-TINY = ["--valid-size", "0", "--dim-w1", "64", "--dim-w2", "16", "--dim-w3", "8", "--batch-size", "8",
+TINY = ["--valid-size", "0", *SMALL_FLAGS, "--batch-size", "8",
         "--n-epochs", "4", "--step", "4", "--visualize-dim", "16", "--seed", "1", "--checkpoint-every", "3"]
-
-
-def write_idx(path, array):
-    """An unsigned-byte IDX file: magic 0, 0, 8, ndim; big-endian uint32 dimensions; the bytes."""
-    array = np.asarray(array, dtype=np.uint8)
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    with open(path, "wb") as f:
-        f.write(header + array.tobytes())
 
 
 def tiny_data(folder, n=N_IMAGES, seed=0):
     """Write a small valid image/label IDX pair into folder; return the two paths."""
-    rng = np.random.default_rng(seed)
-    images, labels = os.path.join(folder, "train-images-idx3-ubyte"), os.path.join(folder, "train-labels-idx1-ubyte")
-    write_idx(images, rng.integers(0, 256, (n, 28, 28)))
-    write_idx(labels, rng.integers(0, 10, n))
-    return images, labels
+    flags = write_random_pair(folder, seed, n, images="train-images-idx3-ubyte", labels="train-labels-idx1-ubyte")
+    return flags[1], flags[3]
 
 
 def tiny_flags(data_dir, run_dir, *extra):

@@ -9,15 +9,10 @@ import numpy as np
 import pytest
 
 import fault_runner as fr
+from conftest import SMALL_FLAGS, idx_bytes
 from dcgan_mnist import train
 
 IMAGES, LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
-
-
-def idx_bytes(array, magic=None):
-    array = np.asarray(array, dtype=np.uint8)
-    magic = magic or bytes([0, 0, 8, array.ndim])
-    return magic + b"".join(int(d).to_bytes(4, "big") for d in array.shape) + array.tobytes()
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +53,8 @@ def files(tmp_path_factory):
     return paths
 
 
-OK = ["--train-images", "{images}", "--train-labels", "{labels}", "--valid-size", "0", "--dim-w1", "16",
-      "--dim-w2", "8", "--dim-w3", "4", "--batch-size", "8"]
+OK = ["--train-images", "{images}", "--train-labels", "{labels}", "--valid-size", "0", *SMALL_FLAGS,
+      "--batch-size", "8"]
 
 # (flags replacing or adding to OK, words the one line must contain)
 CASES = {

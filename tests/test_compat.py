@@ -13,6 +13,7 @@ from dcgan_mnist import generate, train
 
 OLD = ROOT / "tests" / "data" / "checkpoint-0.1.0"
 EXPECTED = np.load(OLD / "expected.npz")
+# The flags the old run was written with (make.sh there): its sizes are the run's, not the scaffold's.
 FLAGS = ["--train-images", OLD / "data" / "images", "--train-labels", OLD / "data" / "labels", "--valid-size", "0",
          "--batch-size", "8", "--dim-w1", "32", "--dim-w2", "8", "--dim-w3", "8", "--seed", "3",
          "--learning-rate", "0.05", "--step", "1000", "--visualize-dim", "16", "--log-every", "1000"]

@@ -11,15 +11,11 @@ import signal
 import numpy as np
 import pytest
 
+from conftest import idx_bytes
 from dcgan_mnist import data
 from dcgan_mnist.data import DataError
 
 N_CASES = 300  # per format; seeded, so a failure replays
-
-
-def idx_bytes(array):
-    array = np.asarray(array, dtype=np.uint8)
-    return bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape) + array.tobytes()
 
 
 def corrupt(raw, rng, header_size):

@@ -13,14 +13,13 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import free_ports, write_random_pair
+from conftest import SMALL_FLAGS, free_ports, write_random_pair
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DRIVER = os.path.join(ROOT, "tests", "train_driver.py")
 TIMEOUT = 300  # seconds for any one process; the runs take ~10-40 s on 2 busy cores
 # 64 images, batch 8: 8 iterations per epoch, D and G steps alternating.
-TINY = ["--valid-size", "0", "--batch-size", "8", "--dim-w1", "16", "--dim-w2", "8", "--dim-w3", "8",
-        "--step", "5", "--seed", "7", "--log-every", "1000"]
+TINY = ["--valid-size", "0", "--batch-size", "8", *SMALL_FLAGS, "--step", "5", "--seed", "7", "--log-every", "1000"]
 ATOL = 2e-5  # float32 summation order; measured differences ~1e-6 after 16 iterations, ~2e-3 if
              # batch norm used per-replica statistics instead of the global batch's
 
@@ -110,6 +109,7 @@ def run_workers(tiny, tmp_path, n_epochs, tag=""):
     return w0
 
 
+@pytest.mark.xdist_group("clusters")  # one cluster at a time (with test_faults_at_scale's): never two on 2 cores
 def test_two_workers_resume_and_match_one_process(tiny, single, tmp_path):
     # Start both workers from the single run's first-epoch checkpoint: every worker restores the
     # chief's checkpoint, they train the second epoch together, and end where the single run ended.
@@ -126,6 +126,7 @@ def test_two_workers_resume_and_match_one_process(tiny, single, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("clusters")
 def test_two_workers_from_scratch_match_one_process(tiny, single, tmp_path):
     w0 = run_workers(tiny, tmp_path, n_epochs=1)
     assert_close(w0, checkpoint_weights(str(single / "ckpt" / "ckpt-8")))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SMALL_FLAGS, run_cli, write_random_pair
-from dcgan_mnist import checkpoint, train
+from conftest import TRAINED_RUN_FLAGS, call_main, write_random_pair
+from dcgan_mnist import checkpoint, generate, train
 
 GEN = ("gen_W1", "gen_W2", "gen_W3", "gen_W4")
 
@@ -17,18 +17,13 @@ def values(path, prefix):
     return {name: reader.get_tensor(f"{prefix}/{name}/.ATTRIBUTES/VARIABLE_VALUE") for name in GEN}
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ema")
-    flags = write_random_pair(folder, seed=3) + SMALL_FLAGS + [
-        "--valid-size", "0", "--batch-size", "16", "--seed", "4", "--max-iterations", "3", "--checkpoint-every", "1",
-        "--log-every", "100", "--checkpoint-dir", str(folder / "ckpt"), "--vis-dir", str(folder / "vis")]
-    assert train.main(flags) == 0
-    return folder
+@pytest.fixture
+def ckpt(trained_run):
+    """The trained run's checkpoints (conftest.trained_run): ckpt-1 to ckpt-3, the default averaging."""
+    return trained_run / "checkpoints"
 
 
-def test_average_moves_after_each_g_update_with_tensorflows_warm_up(run):
-    ckpt = run / "ckpt"
+def test_average_moves_after_each_g_update_with_tensorflows_warm_up(ckpt):
     w0, w1 = values(str(ckpt / "ckpt-1"), "model"), values(str(ckpt / "ckpt-2"), "model")
     # Iteration 0 updates D only: the average is still G's initial weights, which D's step left alone.
     for name in GEN:
@@ -45,8 +40,8 @@ def test_average_moves_after_each_g_update_with_tensorflows_warm_up(run):
         np.testing.assert_array_equal(value, after_g[name])
 
 
-def test_restore_model_draws_the_average_by_default_and_the_trained_weights_on_request(run):
-    ckpt = str(run / "ckpt")
+def test_restore_model_draws_the_average_by_default_and_the_trained_weights_on_request(ckpt):
+    ckpt = str(ckpt)
     model, _, path, drawn = checkpoint.restore_generator(ckpt)
     assert drawn == "average" and path.endswith("ckpt-3")
     want = values(path, "ema")
@@ -59,26 +54,29 @@ def test_restore_model_draws_the_average_by_default_and_the_trained_weights_on_r
         np.testing.assert_array_equal(v.numpy(), want[v.name.split(":")[0]])
 
 
-def test_generate_says_what_it_drew_from(run):
-    flags = ["--checkpoint-dir", "ckpt", "--labels", "01", "--n-per-label", "4"]
-    default = run_cli("generate", *flags, "--npz", "a.npz", cwd=run)
-    trained = run_cli("generate", *flags, "--npz", "t.npz", "--weights", "trained", cwd=run)
-    assert default.returncode == 0 and trained.returncode == 0, default.stderr + trained.stderr
-    assert "(averaged generator)" in default.stdout and "(trained weights)" in trained.stdout
-    with np.load(run / "a.npz") as a, np.load(run / "t.npz") as t:
+def test_generate_says_what_it_drew_from(ckpt, tmp_path, capsys):
+    flags = ["--checkpoint-dir", ckpt, "--labels", "01", "--n-per-label", "4"]
+    default = call_main(capsys, generate.main, *flags, "--npz", tmp_path / "a.npz")
+    trained = call_main(capsys, generate.main, *flags, "--npz", tmp_path / "t.npz", "--weights", "trained")
+    assert default[0] == 0 and trained[0] == 0, default[2] + trained[2]
+    assert "(averaged generator)" in default[1] and "(trained weights)" in trained[1]
+    with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "t.npz") as t:
         assert not np.array_equal(a["images"], t["images"])
 
 
-def test_without_an_average_trained_weights_are_drawn_and_asking_for_one_is_an_error(tmp_path):
-    flags = write_random_pair(tmp_path, seed=3) + SMALL_FLAGS + [
-        "--valid-size", "0", "--batch-size", "16", "--seed", "4", "--max-iterations", "2", "--ema-decay", "0",
+def test_without_an_average_trained_weights_are_drawn_and_asking_for_one_is_an_error(tmp_path, capsys,
+                                                                                       monkeypatch):
+    flags = write_random_pair(tmp_path, seed=3) + TRAINED_RUN_FLAGS + [
+        "--max-iterations", "2", "--ema-decay", "0",
         "--checkpoint-dir", str(tmp_path / "ckpt"), "--vis-dir", str(tmp_path / "vis")]
     assert train.main(flags) == 0
     assert not any(name.startswith("ema/") for name, _ in tf.train.list_variables(str(tmp_path / "ckpt" / "ckpt-2")))
-    r = run_cli("generate", "--checkpoint-dir", "ckpt", "--npz", "x.npz", cwd=tmp_path)
-    assert r.returncode == 0 and "(trained weights)" in r.stdout, r.stderr
-    r = run_cli("generate", "--checkpoint-dir", "ckpt", "--npz", "y.npz", "--weights", "average", cwd=tmp_path)
-    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and "--weights trained" in r.stderr, r.stderr
+    monkeypatch.chdir(tmp_path)
+    code, out, err = call_main(capsys, generate.main, "--checkpoint-dir", "ckpt", "--npz", "x.npz")
+    assert code == 0 and "(trained weights)" in out, err
+    code, out, err = call_main(capsys, generate.main, "--checkpoint-dir", "ckpt", "--npz", "y.npz", "--weights",
+                               "average")
+    assert code == 2 and len(err.splitlines()) == 1 and "--weights trained" in err, err
     assert not (tmp_path / "y.npz").exists()
 
 

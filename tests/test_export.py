@@ -7,13 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import write_random_pair
-from dcgan_mnist import checkpoint, export, generate, train
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--valid-size", "0", "--batch-size", "8", "--dim-w1", "16", "--dim-w2", "8", "--dim-w3", "8",
-        "--step", "100", "--seed", "5", "--strategy", "one", "--log-every", "100", "--n-epochs", "1",
-        "--dim-z", "12"]
+from conftest import TRAINED_RUN_DIM_Z
+from dcgan_mnist import checkpoint, export, generate
 
 # Run in a fresh interpreter: nothing of this checkout is imported, only TensorFlow.
 LOAD = """
@@ -27,22 +22,21 @@ np.save(sys.argv[3], out["images"].numpy())
 """
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("run")
-    assert train.main(TINY + write_random_pair(folder, seed=2) +
-                      ["--checkpoint-dir", str(folder / "ckpt"), "--vis-dir", str(folder / "vis")]) == 0
-    return folder
+@pytest.fixture
+def run(trained_run):
+    """The trained run (conftest.trained_run; its noise size is not the default): its folder."""
+    return trained_run
 
 
 def test_saved_model_serves_the_checkpoints_generator(run, tmp_path, capsys):
     out = tmp_path / "served"
-    assert export.main(["--checkpoint-dir", str(run / "ckpt"), "--out", str(out)]) == 0
+    assert export.main(["--checkpoint-dir", str(run / "checkpoints"), "--out", str(out)]) == 0
+    assert TRAINED_RUN_DIM_Z == 12
     assert "serving_default(z float32 [N, 12], labels int32 [N]) -> images uint8 [N, 28, 28]" in capsys.readouterr().out
     assert sorted(p for p in os.listdir(tmp_path) if p.startswith(".tmp")) == []
 
     rng = np.random.default_rng(9)
-    z = rng.uniform(-1, 1, size=(30, 12)).astype(np.float32)
+    z = rng.uniform(-1, 1, size=(30, TRAINED_RUN_DIM_Z)).astype(np.float32)
     labels = (np.arange(30) % 10).astype(np.int32)
     np.savez(tmp_path / "inputs.npz", z=z, labels=labels)
     subprocess.run([sys.executable, "-c", LOAD, str(out), str(tmp_path / "inputs.npz"), str(tmp_path / "images.npy")],
@@ -51,7 +45,7 @@ def test_saved_model_serves_the_checkpoints_generator(run, tmp_path, capsys):
     assert served.shape == (30, 28, 28) and served.dtype == np.uint8
 
     # generate's pixels for the same noise and labels, drawn among its context for seed 0.
-    model, _, _, _ = checkpoint.restore_generator(str(run / "ckpt"))
+    model, _, _, _ = checkpoint.restore_generator(str(run / "checkpoints"))
     np.testing.assert_array_equal(served, generate.draw(model, z, np.eye(10)[labels], seed=0))
     assert served.std() > 0  # a real image, not a constant
 
@@ -64,7 +58,7 @@ def test_saved_model_serves_the_checkpoints_generator(run, tmp_path, capsys):
 
 def test_saved_model_holds_the_generator_only(run, tmp_path):
     out = tmp_path / "served"
-    assert export.main(["--checkpoint-dir", str(run / "ckpt"), "--out", str(out)]) == 0
+    assert export.main(["--checkpoint-dir", str(run / "checkpoints"), "--out", str(out)]) == 0
     names = [name for name, _ in tf.train.list_variables(str(out / "variables" / "variables"))]
     assert any("gen_W1" in n for n in names) and not any("discrim" in n for n in names)
 
@@ -78,7 +72,7 @@ def test_refuses_without_a_checkpoint_or_onto_existing_files(run, tmp_path, caps
     taken.mkdir()
     (taken / "keep.txt").write_text("mine")
     with pytest.raises(SystemExit) as e:
-        export.main(["--checkpoint-dir", str(run / "ckpt"), "--out", str(taken)])
+        export.main(["--checkpoint-dir", str(run / "checkpoints"), "--out", str(taken)])
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert f"--out {taken}: already exists and is not an empty folder; refusing to overwrite it" in err
@@ -86,5 +80,5 @@ def test_refuses_without_a_checkpoint_or_onto_existing_files(run, tmp_path, caps
 
     empty = tmp_path / "empty"  # an empty folder is fine to fill
     empty.mkdir()
-    assert export.main(["--checkpoint-dir", str(run / "ckpt"), "--out", str(empty)]) == 0
+    assert export.main(["--checkpoint-dir", str(run / "checkpoints"), "--out", str(empty)]) == 0
     assert "saved_model.pb" in os.listdir(empty)

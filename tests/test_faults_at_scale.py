@@ -16,7 +16,7 @@ import time
 import pytest
 
 import fault_runner as fr
-from conftest import ROOT, free_ports, run_cli, write_random_pair
+from conftest import ROOT, SMALL_FLAGS, call_main, free_ports, run_cli, write_random_pair
 from dcgan_mnist import checkpoint
 from dcgan_mnist import folder as run_folder
 
@@ -24,40 +24,39 @@ BOUND = 90  # seconds for the other worker to stop; measured 4-25 s on 2 busy co
 
 
 @pytest.fixture(scope="module")
-def reference(data_dir, tmp_path_factory):
-    """An undisturbed one-process run: its folder."""
-    run_dir = str(tmp_path_factory.mktemp("reference"))
-    done = fr.run(fr.tiny_flags(data_dir, run_dir))
-    assert done.returncode == 0, done.stderr
-    return run_dir
+def reference(fault_reference):
+    """An undisturbed one-process run (conftest.fault_reference): its folder."""
+    return fault_reference
 
 
 # ---------------------------------------------------------------- one trainer per folder
 
-def test_second_trainer_on_a_folder_in_use_is_refused_and_the_first_is_untouched(data_dir, reference, tmp_path):
+def test_second_trainer_on_a_folder_in_use_is_refused_and_the_first_is_untouched(data_dir, reference, tmp_path,
+                                                                                 capsys):
     flags = fr.tiny_flags(data_dir, str(tmp_path))
     first = fr.start(flags)
     try:
         fr.wait_for_line(first, "iteration: 5\n")
         first.send_signal(signal.SIGSTOP)  # holding the folder, frozen for as long as the second takes
         try:
-            second = fr.run(flags)
+            second = call_main(capsys, fr.train.main, *flags)  # the second trainer: in this process
         finally:
             first.send_signal(signal.SIGCONT)
         out, err = first.communicate(timeout=300)
     finally:
         first.kill()
     ckpt = os.path.join(str(tmp_path), "ckpt")
-    assert second.returncode == 2
-    assert second.stdout == ""  # refused before reading the data
-    assert second.stderr.splitlines() == [
+    status, second_out, second_err = second
+    assert status == 2
+    assert second_out == ""  # refused before reading the data
+    assert second_err.splitlines() == [
         f"error: --checkpoint-dir {ckpt} is in use by another trainer (process {first.pid} on "
         f"{socket.gethostname()}); wait for it to end, stop it, or pass another --checkpoint-dir"]
     assert first.returncode == 0, err
     fr.assert_same_state(fr.state(ckpt), fr.state(os.path.join(reference, "ckpt")))
 
 
-def test_lock_left_by_kill_9_blocks_nobody(data_dir, reference, tmp_path):
+def test_lock_left_by_kill_9_blocks_nobody(data_dir, reference, tmp_path, monkeypatch, capsys):
     flags = fr.tiny_flags(data_dir, str(tmp_path))
     proc = fr.start(flags)
     fr.wait_for_line(proc, "iteration: 8\n")
@@ -66,17 +65,17 @@ def test_lock_left_by_kill_9_blocks_nobody(data_dir, reference, tmp_path):
     ckpt = os.path.join(str(tmp_path), "ckpt")
     with open(os.path.join(ckpt, run_folder.LOCK_FILE)) as f:
         assert f.read().split()[0] == str(proc.pid)  # the dead holder's record stays; its lock went with it
-    done = fr.run(flags)
-    assert done.returncode == 0, done.stderr
-    assert "resuming from" in done.stdout
+    status, out, err = call_main(capsys, fr.train.main, *flags)  # the next trainer: in this process
+    assert status == 0, err
+    assert "resuming from" in out
     fr.assert_same_state(fr.state(ckpt), fr.state(os.path.join(reference, "ckpt")))
 
 
-def test_generate_reads_a_folder_in_use(reference, tmp_path):
-    held = run_folder.hold(os.path.join(reference, "ckpt"))
+def test_generate_reads_a_folder_in_use(trained_copy, tmp_path):
+    held = run_folder.hold(str(trained_copy / "checkpoints"))
     try:
         start = time.monotonic()
-        done = run_cli("generate", "--checkpoint-dir", os.path.join(reference, "ckpt"), "--out",
+        done = run_cli("generate", "--checkpoint-dir", trained_copy / "checkpoints", "--out",
                        tmp_path / "digits.png", cwd=ROOT)
         assert done.returncode == 0, done.stderr
         assert time.monotonic() - start < 120  # no waiting for the lock (a generate takes seconds)
@@ -110,8 +109,8 @@ def test_the_lock_file_alone_is_an_empty_folder(tmp_path):
 # ---------------------------------------------------------------- two workers on 127.0.0.1
 
 # 64 random images, batch 8: 8 iterations per epoch; far more epochs than any test lets run.
-WORKER_FLAGS = ["--valid-size", "0", "--batch-size", "8", "--dim-w1", "16", "--dim-w2", "8", "--dim-w3", "8",
-                "--step", "5", "--seed", "7", "--checkpoint-every", "5", "--n-epochs", "1000"]
+WORKER_FLAGS = ["--valid-size", "0", "--batch-size", "8", *SMALL_FLAGS, "--step", "5", "--seed", "7",
+                "--checkpoint-every", "5", "--n-epochs", "1000"]
 
 
 class Workers:
@@ -154,6 +153,7 @@ class Workers:
 
 @pytest.fixture
 def workers(tmp_path):
+    """Tests using it are in the xdist group "clusters" (as is test_distribute's): never two clusters at once."""
     flags = WORKER_FLAGS + write_random_pair(tmp_path, seed=0) + [
         "--checkpoint-dir", str(tmp_path / "ckpt"), "--vis-dir", str(tmp_path / "vis")]
     w = Workers(tmp_path, flags)
@@ -173,6 +173,7 @@ def assert_lost_line(err, lost, ckpt):
     return shlex.split(lines[0].partition("the same command: ")[2])
 
 
+@pytest.mark.xdist_group("clusters")
 def test_kill_9_of_a_worker_stops_the_chief_in_one_line_and_relaunching_resumes(workers, tmp_path):
     fr.wait_for_line(workers.procs[0], "iteration: 12\n")
     workers.procs[1].kill()
@@ -194,6 +195,7 @@ def test_kill_9_of_a_worker_stops_the_chief_in_one_line_and_relaunching_resumes(
     assert workers.temp_folders_left() == []
 
 
+@pytest.mark.xdist_group("clusters")
 def test_frozen_worker_stops_the_chief_in_one_line(workers, tmp_path):
     fr.wait_for_line(workers.procs[0], "iteration: 12\n")
     workers.procs[1].send_signal(signal.SIGSTOP)
@@ -203,6 +205,7 @@ def test_frozen_worker_stops_the_chief_in_one_line(workers, tmp_path):
     assert workers.temp_folders_left() == []
 
 
+@pytest.mark.xdist_group("clusters")
 def test_sigterm_to_one_worker_stops_both_with_a_checkpoint(workers, tmp_path):
     fr.wait_for_line(workers.procs[0], "iteration: 12\n")
     workers.procs[1].send_signal(signal.SIGTERM)

@@ -4,19 +4,25 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import SMALL_FLAGS, call_main, run_cli, write_random_pair
-from dcgan_mnist import checkpoint, generate
+from conftest import SMALL_FLAGS, call_main
+from dcgan_mnist import checkpoint, generate, train
 
 
-def test_generate_writes_npz_and_grid(tmp_path, tiny_idx):
-    r = run_cli("train", "--data-dir", tiny_idx, "--valid-size", "0", "--batch-size", "8", "--max-iterations", "2",
-                "--seed", "1", "--upstream-quirks", *SMALL_FLAGS, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+def call(capsys, *argv):
+    return call_main(capsys, generate.main, *argv)
+
+
+def test_generate_writes_npz_and_grid(tmp_path, tiny_idx, capsys, monkeypatch):
+    """A run of its own: in upstream-quirks mode, which generate must take from the run's record."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = call_main(capsys, train.main, "--data-dir", tiny_idx, "--valid-size", "0", "--batch-size", "8",
+                             "--max-iterations", "1", "--seed", "1", "--upstream-quirks", *SMALL_FLAGS)
+    assert code == 0, err
     # No model flags: they come from the run's record (small dims, quirks mode).
-    r = run_cli("generate", "--labels", "7710", "--n-per-label", "3", "--npz", "out.npz", "--out", "grid.png",
-                "--seed", "5", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert "wrote grid.png: 4 rows (7710) x 3 from" in r.stdout
+    code, out, err = call(capsys, "--labels", "7710", "--n-per-label", "3", "--npz", "out.npz", "--out", "grid.png",
+                          "--seed", "5")
+    assert code == 0, err
+    assert "wrote grid.png: 4 rows (7710) x 3 from" in out
     with np.load(tmp_path / "out.npz") as f:
         images, labels = f["images"], f["labels"]
     assert images.dtype == np.uint8 and images.shape == (12, 28, 28)
@@ -25,21 +31,21 @@ def test_generate_writes_npz_and_grid(tmp_path, tiny_idx):
     assert grid.size == (3 * 28, 4 * 28)  # one row per requested label
     cells = np.asarray(grid)[..., 0]
     np.testing.assert_array_equal(cells[28:56, 56:84], images[5])  # row 1, column 2 = sample 5
-    again = run_cli("generate", "--labels", "7710", "--n-per-label", "3", "--npz", "again.npz", "--seed", "5",
-                    cwd=tmp_path)
-    assert again.returncode == 0, again.stderr
+    code, _, err = call(capsys, "--labels", "7710", "--n-per-label", "3", "--npz", "again.npz", "--seed", "5")
+    assert code == 0, err
     with np.load(tmp_path / "again.npz") as f:
         np.testing.assert_array_equal(f["images"], images)  # same seed, same digits
+    code, _, err = call(capsys, "--labels", "7710", "--n-per-label", "3", "--npz", "other.npz", "--seed", "6")
+    assert code == 0, err
+    with np.load(tmp_path / "other.npz") as f:
+        assert not np.array_equal(f["images"], images)  # another seed, other digits
 
 
-def test_a_small_batch_of_one_label_is_drawn_among_the_context(tmp_path):
+def test_a_small_batch_of_one_label_is_drawn_among_the_context(trained_run):
     """--labels 7 --n-per-label 3 alone would be a batch of three 7s, normalised by its own
     statistics (a batch of one is normalised to zero: a blank). Each request is drawn in one batch
     with generate.CONTEXT ordinary draws, so even a lone digit is decided by its noise."""
-    r = run_cli("train", *write_random_pair(tmp_path, seed=3), "--valid-size", "0", "--batch-size", "8",
-                "--max-iterations", "2", "--seed", "1", *SMALL_FLAGS, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    model, _, _, _ = checkpoint.restore_generator(str(tmp_path / "checkpoints"))
+    model, _, _, _ = checkpoint.restore_generator(str(trained_run / "checkpoints"))
     images, labels = generate.generate(model, [7], 3, seed=4)
     z = np.random.default_rng(4).uniform(-1, 1, size=(3, model.dim_z)).astype(np.float32)
     np.testing.assert_array_equal(images, draw(model, z, np.eye(10)[[7, 7, 7]], 4))
@@ -52,28 +58,22 @@ def test_a_small_batch_of_one_label_is_drawn_among_the_context(tmp_path):
     assert not np.array_equal(alone[0], generate.generate(model, [7], 1, seed=5)[0][0])
 
 
-def test_generate_errors(tmp_path):
-    r = run_cli("generate", "--checkpoint-dir", tmp_path / "none", cwd=tmp_path)
-    assert r.returncode == 2 and r.stderr.startswith("error: no checkpoint in") and len(r.stderr.splitlines()) == 1
-    r = run_cli("generate", "--labels", "1a", cwd=tmp_path)
-    assert r.returncode == 2 and "--labels '1a'" in r.stderr
+def test_generate_errors(tmp_path, capsys, monkeypatch):
+    """In this process; the real process's exit status and one line: tests/test_layout.py's --verbose test."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = call(capsys, "--checkpoint-dir", tmp_path / "none")
+    assert code == 2 and err.startswith("error: no checkpoint in") and len(err.splitlines()) == 1
+    code, _, err = call(capsys, "--labels", "1a")
+    assert code == 2 and "--labels '1a'" in err
     assert not list(tmp_path.glob("*.png"))
 
 
 # ---------------------------------------------------------------- --interpolate
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A tiny trained run (with an averaged generator, the default) in a folder of its own."""
-    folder = tmp_path_factory.mktemp("interpolate")
-    r = run_cli("train", *write_random_pair(folder, seed=2), "--valid-size", "0", "--batch-size", "8",
-                "--max-iterations", "2", "--seed", "1", *SMALL_FLAGS, cwd=folder)
-    assert r.returncode == 0, r.stderr
-    return folder
-
-
-def call(capsys, *argv):
-    return call_main(capsys, generate.main, *argv)
+@pytest.fixture
+def run(trained_copy):
+    """A copy of the trained run (conftest.trained_run: averaged generator, the default) to write into."""
+    return trained_copy
 
 
 def cells(path, rows, cols):
@@ -93,12 +93,13 @@ def draw(model, Z, Y, seed):
     return np.round(images[:len(Z), ..., 0] * 255.0).astype(np.uint8)
 
 
-def test_class_interpolation_grid_gif_and_its_ends_are_plain_draws_of_the_two_digits(run, capsys):
-    r = run_cli("generate", "--interpolate", "classes", "--pairs", "07,18,36", "--steps", "6", "--seed", "5",
-                "--out", "classes.png", "--gif", "classes.gif", cwd=run)
-    assert r.returncode == 0, r.stderr
-    assert "wrote classes.png: classes interpolation of pairs 07,18,36 (one row each), 6 steps" in r.stdout
-    assert "(averaged generator)" in r.stdout and "wrote classes.gif" in r.stdout
+def test_class_interpolation_grid_gif_and_its_ends_are_plain_draws_of_the_two_digits(run, capsys, monkeypatch):
+    monkeypatch.chdir(run)
+    code, out, err = call(capsys, "--interpolate", "classes", "--pairs", "07,18,36", "--steps", "6", "--seed", "5",
+                          "--out", "classes.png", "--gif", "classes.gif")
+    assert code == 0, err
+    assert "wrote classes.png: classes interpolation of pairs 07,18,36 (one row each), 6 steps" in out
+    assert "(averaged generator)" in out and "wrote classes.gif" in out
     grid = cells(run / "classes.png", 3, 6)  # rows = pairs, columns = steps, 28 px cells
 
     # The same cells from the model itself: row i keeps noise vector i of the seed; its ends are

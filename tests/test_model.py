@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import SMALL_MODEL
 from dcgan_mnist import model as model_mod
 from dcgan_mnist.config import Config
 from dcgan_mnist.model import DCGAN, batchnormalize, bce, lrelu
@@ -80,7 +81,7 @@ def test_the_model_command_prints_the_walkthrough_for_the_sizes_given(capsys):
 def test_one_generator_class_draws_for_training_and_for_the_tools(tmp_path):
     """A DCGAN is a Generator; a Generator given a DCGAN's sizes and weights draws the same images;
     one restored from a checkpoint of the DCGAN (model/gen_W1 ...) holds the same weights."""
-    dcgan = DCGAN(**Config(dim_W1=32, dim_W2=8, dim_W3=8).model_kwargs(), seed=3)
+    dcgan = DCGAN(**Config(**SMALL_MODEL).model_kwargs(), seed=3)
     assert isinstance(dcgan, model_mod.Generator)
     alone = model_mod.Generator(**dcgan.sizes(), weights=dcgan.gen_vars)
     Z, Y = tf.random.uniform([20, 100], -1, 1, seed=1), tf.one_hot(np.arange(20) % 10, 10)
@@ -132,7 +133,7 @@ def test_bce_default_and_quirks():
 
 @pytest.mark.parametrize("quirks", [False, True])
 def test_build_model_costs_match_numpy(quirks):
-    kw = {**Config().model_kwargs(), **dict(dim_W1=32, dim_W2=8, dim_W3=8), "upstream_quirks": quirks}
+    kw = {**Config(**SMALL_MODEL).model_kwargs(), "upstream_quirks": quirks}
     dcgan = DCGAN(**kw, seed=4)
     rng = np.random.default_rng(5)
     Z = tf.constant(rng.uniform(-1, 1, size=(12, 100)).astype(np.float32))

@@ -7,26 +7,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import SMALL_FLAGS, write_random_pair
 from dcgan_mnist import train
 
 # 64 images, batch 8: 8 iterations per epoch; a grid every 5 iterations.
-TINY = ["--valid-size", "0", "--batch-size", "8", "--dim-w1", "16", "--dim-w2", "8", "--dim-w3", "8",
-        "--step", "5", "--seed", "3", "--strategy", "one", "--visualize-dim", "16"]
-
-
-def write_idx(array, path):
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    with open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
+TINY = ["--valid-size", "0", "--batch-size", "8", *SMALL_FLAGS, "--step", "5", "--seed", "3", "--strategy", "one",
+        "--visualize-dim", "16"]
 
 
 @pytest.fixture
 def flags(tmp_path):
-    rng = np.random.default_rng(1)
-    write_idx(rng.integers(0, 256, size=(64, 28, 28)), tmp_path / "images")
-    write_idx(rng.integers(0, 10, size=64), tmp_path / "labels")
-    return TINY + ["--train-images", str(tmp_path / "images"), "--train-labels", str(tmp_path / "labels"),
-                   "--checkpoint-dir", str(tmp_path / "ckpt"), "--vis-dir", str(tmp_path / "vis")]
+    return TINY + write_random_pair(tmp_path, seed=1) + [
+        "--checkpoint-dir", str(tmp_path / "ckpt"), "--vis-dir", str(tmp_path / "vis")]
 
 
 def read_events(logdir):

@@ -2,6 +2,7 @@
 kill -9 at several points and inside a checkpoint write, a damaged latest checkpoint,
 SIGINT / SIGTERM, a NaN loss, a full disk, a folder of another run. Each run is compared with
 an uninterrupted one: the same weights, Adam state, counters, noise state and grids, bit for bit."""
+import glob
 import os
 import random
 import shlex
@@ -16,16 +17,12 @@ import fault_runner as fr
 
 
 @pytest.fixture(scope="module")
-def reference(data_dir, tmp_path_factory):
-    """Two uninterrupted runs side by side (2 cores): the reference, and its twin for the
-    determinism check. Returns the reference's folder."""
-    runs = [str(tmp_path_factory.mktemp(name)) for name in ("reference", "twin")]
-    procs = [fr.start(fr.tiny_flags(data_dir, run)) for run in runs]
-    for p in procs:
-        out, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err
-        assert f"done: {fr.TOTAL} iterations" in out
-    return runs
+def reference(data_dir, fault_reference, tmp_path_factory):
+    """The undisturbed run (a real process, conftest.fault_reference) and its twin, the same command
+    run again in this process: returns both folders, the reference's first."""
+    twin = str(tmp_path_factory.mktemp("twin"))
+    assert fr.train.main(fr.tiny_flags(data_dir, twin)) == 0
+    return [fault_reference, twin]
 
 
 def test_identical_runs_are_bit_identical(reference):
@@ -48,7 +45,7 @@ def assert_like_reference(run_dir, reference_dir):
 
 
 def test_sigkill_in_a_checkpoint_write_and_at_random_iterations_then_resume_equals_uninterrupted(
-        data_dir, reference, tmp_path):
+        data_dir, reference, tmp_path, monkeypatch, capsys):
     flags = fr.tiny_flags(data_dir, str(tmp_path))
     ckpt = os.path.join(str(tmp_path), "ckpt")
     # 1. Killed inside its second checkpoint write: ckpt-6's files are written, not yet recorded.
@@ -71,15 +68,16 @@ def test_sigkill_in_a_checkpoint_write_and_at_random_iterations_then_resume_equa
         proc.kill()
         proc.communicate()
         assert proc.returncode == -signal.SIGKILL
-    done = fr.run(flags)
-    assert done.returncode == 0, done.stderr
-    resumed += [line for line in done.stdout.splitlines() if line.startswith("resuming")]
+    status, out, err = run_in_process(flags, "none", monkeypatch, capsys)  # the last resume: in this process
+    assert status == 0, err
+    resumed += [line for line in out.splitlines() if line.startswith("resuming")]
     assert len(resumed) == len(kills) + 1, resumed  # every restart resumed from a checkpoint
     assert resumed[0].rstrip().endswith("ckpt-3 at iteration 3")
     assert_like_reference(str(tmp_path), reference[0])
 
 
-def test_damaged_latest_checkpoints_fall_back_to_the_last_whole_one(data_dir, reference, tmp_path):
+def test_damaged_latest_checkpoints_fall_back_to_the_last_whole_one(data_dir, reference, tmp_path, monkeypatch,
+                                                                   capsys):
     run_dir = str(tmp_path / "run")
     shutil.copytree(reference[0], run_dir)
     for number, damage in ((fr.TOTAL, "truncate"), (39, "bitflip")):
@@ -92,12 +90,12 @@ def test_damaged_latest_checkpoints_fall_back_to_the_last_whole_one(data_dir, re
         open(data_file, "wb").write(bytes(raw))
     # The same command again: ckpt-40 and ckpt-39 are found damaged, it goes back to ckpt-36
     # and redoes iterations 36 to 39.
-    done = fr.run(fr.tiny_flags(data_dir, run_dir))
-    assert done.returncode == 0, done.stderr
-    warnings = [line for line in done.stdout.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 2, done.stdout
+    status, out, err = run_in_process(fr.tiny_flags(data_dir, run_dir), "none", monkeypatch, capsys)
+    assert status == 0, err
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2, out
     assert f"ckpt-{fr.TOTAL} is damaged" in warnings[0] and "ckpt-39 is damaged" in warnings[1]
-    assert "ckpt-36 at iteration 36" in done.stdout
+    assert "ckpt-36 at iteration 36" in out
     assert_like_reference(run_dir, reference[0])
 
 
@@ -148,7 +146,7 @@ def test_read_only_output_folder_is_found_before_any_work(data_dir, tmp_path, mo
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_finishes_the_step_saves_and_exits_0(data_dir, reference, tmp_path, sig):
+def test_signal_finishes_the_step_saves_and_exits_0(data_dir, reference, tmp_path, sig, monkeypatch, capsys):
     flags = fr.tiny_flags(data_dir, str(tmp_path))
     proc = fr.start(flags)
     fr.wait_for_line(proc, "iteration: 11\n")
@@ -165,9 +163,9 @@ def test_signal_finishes_the_step_saves_and_exits_0(data_dir, reference, tmp_pat
     if sig == signal.SIGTERM:  # resume with the command it printed: the run ends as if never stopped
         resume = shlex.split(last.split("resume with: ")[1])
         assert resume[:3] == ["python", "-m", "dcgan_mnist.train"] and resume[3:] == flags
-        done = fr.run(resume[3:])
-        assert done.returncode == 0, done.stderr
-        assert f"at iteration {stopped_at}" in done.stdout
+        status, out, err = run_in_process(resume[3:], "none", monkeypatch, capsys)  # the process is not the point
+        assert status == 0, err
+        assert f"at iteration {stopped_at}" in out
         assert_like_reference(str(tmp_path), reference[0])
 
 
@@ -209,19 +207,22 @@ def _mount_tmpfs(folder, size):
                           capture_output=True).returncode == 0
 
 
-def test_really_full_disk(data_dir, tmp_path):
-    """The checkpoint folder on a 4 MB tmpfs: two checkpoints (1.5 MB each) fit, the third does not."""
+def test_really_full_disk(data_dir, fault_reference, tmp_path, monkeypatch, capsys):
+    """The checkpoint folder on a tmpfs where two checkpoints fit and the third does not (sized from
+    the reference run's last checkpoint, each file rounded up to whole pages as tmpfs stores it)."""
+    page = 4096
+    one = sum(-(-os.path.getsize(p) // page) * page for p in glob.glob(
+        os.path.join(fault_reference, "ckpt", f"ckpt-{fr.TOTAL}.*")))
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
-    if not _mount_tmpfs(str(ckpt), "4m"):
+    if not _mount_tmpfs(str(ckpt), f"{(5 * one) // 2 + 4 * page}"):
         pytest.skip("needs root and mount to make a small tmpfs")
     try:
-        done = fr.run(fr.tiny_flags(data_dir, str(tmp_path)))
-        assert done.returncode == 1
-        err = done.stderr.strip().splitlines()
-        assert len(err) == 1 and "cannot write checkpoint" in err[0], done.stderr
+        status, out, err = run_in_process(fr.tiny_flags(data_dir, str(tmp_path)), "none", monkeypatch, capsys)
+        assert status == 1
+        assert len(err) == 1 and "cannot write checkpoint" in err[0], err
         latest = fr.tf.train.latest_checkpoint(str(ckpt))
-        assert latest and f"the last good checkpoint is {latest}" in err[0]
+        assert latest and latest.endswith("ckpt-6") and f"the last good checkpoint is {latest}" in err[0]
         fr.state(str(ckpt))  # reads back whole
     finally:
         subprocess.run(["umount", str(ckpt)])
@@ -233,11 +234,12 @@ def test_other_settings_are_named_and_force_new_moves_the_run_aside(data_dir, re
     shutil.copytree(reference[0], run_dir)
     before = sorted(os.listdir(os.path.join(run_dir, "ckpt")))
     flags = fr.tiny_flags(data_dir, run_dir)
+    trained_with = flags[flags.index("--dim-w1") + 1]
     flags[flags.index("--dim-w1") + 1] = "32"
     status, _, err = run_in_process(flags, "none", monkeypatch, capsys)
     assert status == 2
     assert err == [
-        f"error: {run_dir}/ckpt holds a run with other settings: --dim-w1 64 (now 32); use another "
+        f"error: {run_dir}/ckpt holds a run with other settings: --dim-w1 {trained_with} (now 32); use another "
         f"--checkpoint-dir, the same settings, or --force-new to move it aside"]
     assert sorted(os.listdir(os.path.join(run_dir, "ckpt"))) == before
 

@@ -9,8 +9,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import FASHION, SHARED_MNIST, SMALL_FLAGS, SMALL_MODEL, random_digits, run_cli, write_idx
+from conftest import FASHION, SHARED_MNIST, SMALL_FLAGS, SMALL_MODEL, call_main, random_digits, run_cli, write_idx
 from dcgan_mnist import checkpoint
+from dcgan_mnist import train as train_module
 from dcgan_mnist.config import Config
 from dcgan_mnist.model import DCGAN
 from dcgan_mnist.step import TrainSteps
@@ -142,7 +143,6 @@ def test_step_outputs_are_read_only_where_the_log_prints(tmp_path, tiny_idx, mon
     reading the clock); nothing in between, so a thinned log leaves the step unsynchronised."""
     from tensorflow.python.framework import ops
 
-    from dcgan_mnist import train as train_module
     outputs, reads = {}, []  # id(tensor) -> (iteration, tensor), kept alive so ids stay unique
     made = train_module.make_train_steps
 
@@ -170,49 +170,52 @@ def test_step_outputs_are_read_only_where_the_log_prints(tmp_path, tiny_idx, mon
     assert sorted(set(reads)) == [0, 5, 7, 10, 15]  # printed 0, 5, 10, 15; epochs end after 7 and 15
 
 
-def test_bad_flag_and_bad_data_exit_2_with_one_line(tmp_path, tiny_idx):
-    r = run_cli("train", "--k", "0", cwd=tmp_path)
-    assert r.returncode == 2 and r.stderr.strip() == "error: --k 0: must be at least 1"
+def test_bad_flag_and_bad_data_exit_2_with_one_line(tmp_path, capsys, monkeypatch):
+    """In this process; the real process's status and clean stderr: tests/test_bad_input.py."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = call_main(capsys, train_module.main, "--k", "0")
+    assert code == 2 and err.strip() == "error: --k 0: must be at least 1"
     (tmp_path / "bad").mkdir()
     images, labels = random_digits(8)
     write_idx(tmp_path / "bad" / "train-images-idx3-ubyte", images)
     write_idx(tmp_path / "bad" / "train-labels-idx1-ubyte", np.full(8, 11))
-    r = run_cli("train", "--data-dir", tmp_path / "bad", "--valid-size", "0", cwd=tmp_path)
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
-    assert "train-labels-idx1-ubyte: label 11 outside 0 to 9" in r.stderr
+    code, _, err = call_main(capsys, train_module.main, "--data-dir", tmp_path / "bad", "--valid-size", "0")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "train-labels-idx1-ubyte: label 11 outside 0 to 9" in err
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "vis").exists()
 
 
 def test_other_settings_in_checkpoint_dir_are_refused(tmp_path, tiny_idx):
     train(small_cfg(tmp_path, tiny_idx, max_iterations=1))
-    with pytest.raises(Exception, match=r"--dim-w1 32 \(now 64\)"):
+    with pytest.raises(Exception, match=rf"--dim-w1 {SMALL_MODEL['dim_W1']} \(now 64\)"):
         train(small_cfg(tmp_path, tiny_idx, max_iterations=2, dim_W1=64))
 
 
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"real MNIST files not found at {SHARED_MNIST}")
-def test_short_run_on_real_mnist_digits(tmp_path):
-    r = run_cli("train", "--train-images", SHARED_MNIST / "t10k-images-idx3-ubyte.gz",
-                "--train-labels", SHARED_MNIST / "t10k-labels-idx1-ubyte.gz", "--valid-size", "2000",
-                "--max-iterations", "4", "--step", "2", "--seed", "3", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert "data: 8000 training images" in r.stdout
+def test_short_run_on_real_mnist_digits(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = call_main(capsys, train_module.main, "--train-images", SHARED_MNIST / "t10k-images-idx3-ubyte.gz",
+                               "--train-labels", SHARED_MNIST / "t10k-labels-idx1-ubyte.gz", "--valid-size", "2000",
+                               "--max-iterations", "4", "--step", "2", "--seed", "3")
+    assert code == 0, err
+    assert "data: 8000 training images" in out
     assert sorted(p.name for p in (tmp_path / "vis").iterdir()) == \
         ["progress.gif", "sample_0000.jpg", "sample_0001.jpg"]
-    losses = [float(x) for x in re.findall(r"gen loss: (\S+)", r.stdout)]
+    losses = [float(x) for x in re.findall(r"gen loss: (\S+)", out)]
     assert len(losses) == 4 and all(np.isfinite(losses))
 
 
 @pytest.mark.skipif(not FASHION.is_dir(), reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
-def test_short_run_on_fashion_mnist(tmp_path):
-    r = run_cli("train", "--dataset", "fashion_mnist", "--max-iterations", "2", "--seed", "3", *SMALL_FLAGS,
-                cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert "data: 50000 training images from /usr/share/datasets/fashion-mnist" in r.stdout
+def test_short_run_on_fashion_mnist(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = call_main(capsys, train_module.main, "--dataset", "fashion_mnist", "--max-iterations", "2",
+                               "--seed", "3", *SMALL_FLAGS)
+    assert code == 0, err
+    assert "data: 50000 training images from /usr/share/datasets/fashion-mnist" in out
 
 
 def test_run_record_holds_absolute_data_paths_so_other_commands_work_from_any_folder(tmp_path, monkeypatch):
     from dcgan_mnist import evaluate
-    from dcgan_mnist import train as train_module
     monkeypatch.setattr(evaluate, "CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(evaluate, "CLASSIFIER_STEPS", 2)
     images, labels = random_digits(64)
