@@ -12,19 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import SHARED_MNIST, SMALL_FLAGS, write_idx
 from dcgan_mnist import data, evaluate, metrics, train
 from dcgan_mnist.config import Config
 
-MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
+MNIST = str(SHARED_MNIST)
 MNIST_IMAGES = os.path.join(MNIST, "t10k-images-idx3-ubyte.gz")
 MNIST_LABELS = os.path.join(MNIST, "t10k-labels-idx1-ubyte.gz")
 needs_mnist = pytest.mark.skipif(not os.path.isfile(MNIST_IMAGES), reason=f"no MNIST test images in {MNIST}")
-
-
-def write_idx(path, array):
-    header = bytes([0, 0, data.IDX_UBYTE, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    with open(path, "wb") as f:
-        f.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
 
 
 # ---------------------------------------------------------------- a run on real digits
@@ -35,7 +30,7 @@ def write_idx(path, array):
 RUN_DIGITS = 3000
 UNSEEN = 2000  # the next ones: real digits neither the run nor its evaluator ever sees
 STEPS = 100  # Adam steps of every classifier here, the evaluator's and CAS's
-SMALL = ["--dim-w1", "32", "--dim-w2", "8", "--dim-w3", "8"]
+SMALL = SMALL_FLAGS
 
 
 @pytest.fixture(scope="module")
@@ -312,7 +307,7 @@ def test_classifier_steps_grow_with_the_data_between_a_floor_and_a_ceiling(monke
 
 # ---------------------------------------------------------------- CLI and training hook
 
-TINY = ["--dim-w1", "32", "--dim-w2", "8", "--dim-w3", "8", "--batch-size", "16", "--seed", "1", "--log-every", "100"]
+TINY = SMALL_FLAGS + ["--batch-size", "16", "--seed", "1", "--log-every", "100"]
 
 
 @pytest.fixture
