@@ -24,6 +24,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # test_step imports conftest, as pytest finds it
 
 # Seeds that failed the comparisons before they were made off the kinks (issue tracker).
 NAMED_SEEDS = (204372794, 1069536934, 1285404504, 637339582)
