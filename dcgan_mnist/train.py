@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from dcgan_mnist import checkpoint, data, distribute, folder
 from dcgan_mnist.cli import OneLineErrorParser, Stopped, UserError, run
-from dcgan_mnist.config import ConfigError, add_arguments, flag_name, from_args
+from dcgan_mnist.config import Config, ConfigError, add_arguments, flag_name, from_args
 from dcgan_mnist.evaluate import TrainingHook
 from dcgan_mnist.grid import save_progress_gif, save_visualization
 from dcgan_mnist.model import DCGAN, Generator
@@ -77,7 +77,7 @@ def train(cfg, argv=(), stop=None):
 @dataclasses.dataclass
 class Run:
     """What start() sets up for the loop."""
-    cfg: object
+    cfg: Config
     images: tf.Tensor  # the training split, uint8 [N, 28, 28], one copy for the whole run
     labels: tf.Tensor
     model: DCGAN
