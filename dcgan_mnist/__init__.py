@@ -2,11 +2,10 @@
 import ctypes
 import importlib.abc
 import importlib.util
-import logging
 import os
 import sys
 
-import absl.logging
+from dcgan_mnist.cli import show_tensorflow_messages
 
 # TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX-512 VNNI/BF16 or AMX;
 # elsewhere (AVX2 only, as on the 2-core machines this was measured on) convs run on Eigen's
@@ -45,8 +44,7 @@ def _load_silenced(load):
             os.dup2(saved, 2)
             os.close(saved)
             os.close(devnull)
-        logging.getLogger("tensorflow").setLevel(logging.ERROR)
-        absl.logging.set_verbosity(absl.logging.ERROR)
+        show_tensorflow_messages(False)  # its Python-side messages too, until cli.run reads --verbose
     return exec_module
 
 
