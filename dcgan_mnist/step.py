@@ -24,6 +24,10 @@ upstream's names and shapes, so checkpoints are the same. What changes is how:
 5. dtype=tf.bfloat16 (--precision bf16): convs and matmuls in bfloat16 with the float32
    variables cast at use, so weights and Adam's state stay float32; batchnorm statistics,
    sigmoids and costs in float32.
+6. Batchnorm as TensorFlow's fused kernel (fused_batchnorm), with upstream's epsilon.
+7. Where oneDNN's kernel is slow for the shape, the same products through a faster one: the dense
+   layers' input gradient as an einsum in float32 (dense); gen_W4's conv-transpose onto one
+   channel, and discrim_W1's input gradient, which is one, as a matmul (conv_transpose_s2).
 TensorFlow's oneDNN kernels are switched on in dcgan_mnist/__init__.py.
 Measurements and the FLOP count: docs/speed.md; scripts/benchmark.py.
 """
@@ -45,12 +49,35 @@ def lrelu(X):
 
 
 def batchnorm_groups(X, groups, eps=1e-8):
-    """model.batchnormalize applied to each of `groups` equal slices of the batch, in float32;
-    on several replicas, with each slice's moments over the global batch (as model.py's)."""
+    """model.batchnormalize applied to each of `groups` equal slices of the batch, statistics in
+    float32: fused_batchnorm on one device; on several replicas moments_batchnorm, which takes each
+    slice's moments over the global batch (as model.py's)."""
+    replica = tf.distribute.get_replica_context()
+    if replica is not None and replica.num_replicas_in_sync > 1:
+        return moments_batchnorm(X, groups, eps)
+    if groups == 1:
+        return fused_batchnorm(X, eps)
+    return tf.concat([fused_batchnorm(x, eps) for x in tf.split(X, groups)], 0)
+
+
+def moments_batchnorm(X, groups, eps=1e-8):
+    """batchnorm_groups with model.global_moments and elementwise ops, as model.py computes it."""
     shape = tf.shape(X)
     Xg = tf.reshape(tf.cast(X, tf.float32), tf.concat([[groups, -1], shape[1:]], 0))
     mean, var = global_moments(Xg, list(range(1, len(X.shape))), keepdims=True)
     return tf.cast(tf.reshape((Xg - mean) / tf.sqrt(var + eps), shape), X.dtype)
+
+
+def fused_batchnorm(X, eps):
+    """model.batchnormalize on one device as TensorFlow's fused kernel (FusedBatchNormV3, scale 1,
+    offset 0): one pass each way instead of about ten elementwise ops, and bfloat16 in and out
+    with float32 statistics. Called directly: tf.nn.fused_batch_norm raises epsilon to 1e-5,
+    and upstream's is 1e-8."""
+    shape, F = tf.shape(X), X.shape[-1]
+    X4 = X if len(X.shape) == 4 else tf.reshape(X, [-1, 1, 1, F])
+    y, *_ = tf.raw_ops.FusedBatchNormV3(x=X4, scale=tf.ones([F]), offset=tf.zeros([F]), mean=tf.zeros([0]),
+                                        variance=tf.zeros([0]), epsilon=eps, is_training=True)
+    return tf.reshape(y, shape)
 
 
 def label_maps(Y, W_y, size, transpose, dtype):
@@ -68,20 +95,71 @@ def label_maps(Y, W_y, size, transpose, dtype):
     return tf.reshape(flat, tf.concat([[-1], out_shape], 0))
 
 
+# A 5 x 5, stride-2 SAME conv-transpose from H to 2H (gen_W4's 14 -> 28) as sub-pixel taps:
+# output row 2a + p (phase p = 0, 1) sums input rows a + t - 1 (t = 0, 1, 2) through kernel row
+# TRANSPOSE_TAPS[t][p] = 3 - 2t + p; 5 stands for -1, no tap (row 5 of the kernel padded with zeros).
+TRANSPOSE_TAPS = [[3, 4], [1, 2], [5, 0]]
+
+
+def conv_transpose_s2(h, W):
+    """tf.nn.conv2d_transpose(h, W, [N, 2H, 2W, C], 2, "SAME") for a 5 x 5 W [5, 5, C, K], written as
+    the matmul it contains. With few output channels (gen_W4's and, backwards, discrim_W1's one)
+    oneDNN's kernel for it runs at a twentieth of the matmul rate. Here each input pixel's 3 x 3
+    neighbourhood times the kernel's taps gives the four output phases (sub-pixel convolution): one
+    matmul h [NHW, K] @ [K, 9 taps x 4 phases x C], the 9 taps' maps shifted and summed in float32,
+    and depth_to_space to interleave the phases; the products are the same, only summed in another order."""
+    N, H, Wd, K = tf.shape(h)[0], h.shape[1], h.shape[2], h.shape[3]
+    C = W.shape[2]
+    taps = tf.constant(TRANSPOSE_TAPS)
+    Wp = tf.pad(W, [[0, 1], [0, 1], [0, 0], [0, 0]])                       # [6, 6, C, K], row 5 zeros
+    Wt = tf.gather(tf.gather(Wp, taps, axis=0), taps, axis=2)              # [ty, py, tx, px, C, K]
+    Wt = tf.reshape(tf.transpose(Wt, [5, 0, 2, 1, 3, 4]), [K, 9 * 4 * C])  # [K, (ty, tx, py, px, C)]
+    cols = tf.reshape(tf.cast(tf.matmul(tf.reshape(h, [-1, K]), Wt), tf.float32), [N, H, Wd, 9, 4 * C])
+    # Each tap's map on its own (a slice of the 5-D cols would make every slice's gradient full size).
+    tap_maps = tf.unstack(tf.transpose(cols, [3, 0, 1, 2, 4]))             # 9 x [N, H, W, 4C]
+    offsets = [(ty, tx) for ty in range(3) for tx in range(3)]
+    phases = tf.add_n([tf.pad(tap, [[0, 0], [1, 1], [1, 1], [0, 0]])[:, ty:ty + H, tx:tx + Wd]
+                       for (ty, tx), tap in zip(offsets, tap_maps)])
+    return tf.cast(tf.nn.depth_to_space(phases, 2), h.dtype)
+
+
+@tf.custom_gradient
+def conv_s2(X, W):
+    """tf.nn.conv2d(X, W, 2, "SAME") with its input gradient through conv_transpose_s2: for
+    discrim_W1 that gradient (taken in G iterations) is a conv-transpose onto one channel."""
+    def grad(dy):
+        dX = conv_transpose_s2(dy, W)
+        dW = tf.raw_ops.Conv2DBackpropFilter(input=X, filter_sizes=tf.shape(W), out_backprop=dy,
+                                             strides=[1, 2, 2, 1], padding="SAME")
+        return dX, dW
+    return tf.nn.conv2d(X, W, strides=2, padding="SAME"), grad
+
+
+@tf.custom_gradient
+def dense(X, W):
+    """tf.matmul(X, W), in float32 with its input gradient dY W^T as an einsum: for discrim_W3 and
+    gen_W2 oneDNN's float32 matmul with a transposed right operand (what autodiff asks for) runs at
+    half the rate of the einsum. In bfloat16 the two are as fast and the einsum's extra pass costs."""
+    def grad(dY):
+        dX = tf.einsum("mn,kn->mk", dY, W) if W.dtype == tf.float32 else tf.matmul(dY, W, transpose_b=True)
+        return dX, tf.matmul(X, dY, transpose_a=True)
+    return tf.matmul(X, W), grad
+
+
 def generate(m, Z, Y, dtype=tf.float32):
     """m.generate(Z, Y) with the conv layers' label channels as label maps."""
     B = tf.shape(Z)[0]
     Z, Y = tf.cast(Z, dtype), tf.cast(Y, dtype)
-    h1 = tf.nn.relu(batchnorm_groups(tf.matmul(tf.concat([Z, Y], 1), tf.cast(m.gen_W1, dtype)), 1))
-    h2 = tf.nn.relu(batchnorm_groups(tf.matmul(tf.concat([h1, Y], 1), tf.cast(m.gen_W2, dtype)), 1))
+    h1 = tf.nn.relu(batchnorm_groups(dense(tf.concat([Z, Y], 1), tf.cast(m.gen_W1, dtype)), 1))
+    h2 = tf.nn.relu(batchnorm_groups(dense(tf.concat([h1, Y], 1), tf.cast(m.gen_W2, dtype)), 1))
     h2 = tf.reshape(h2, [B, 7, 7, m.dim_W2])
     W3 = tf.cast(m.gen_W3, dtype)
-    W3, W3_y = W3[..., :m.dim_W2], W3[..., m.dim_W2:]
+    W3, W3_y = tf.split(W3, [m.dim_W2, m.dim_y], axis=3)  # one concat back, not two full-size slice gradients
     h3 = tf.nn.conv2d_transpose(h2, W3, [B, 14, 14, m.dim_W3], strides=2, padding="SAME")
     h3 = tf.nn.relu(batchnorm_groups(h3 + label_maps(Y, W3_y, 7, True, dtype), 1))
     W4 = tf.cast(m.gen_W4, dtype)
-    W4, W4_y = W4[..., :m.dim_W3], W4[..., m.dim_W3:]
-    h4 = tf.nn.conv2d_transpose(h3, W4, [B, 28, 28, m.dim_channel], strides=2, padding="SAME")
+    W4, W4_y = tf.split(W4, [m.dim_W3, m.dim_y], axis=3)
+    h4 = conv_transpose_s2(h3, W4)
     return tf.cast(h4 + label_maps(Y, W4_y, 14, True, dtype), tf.float32)
 
 
@@ -92,13 +170,13 @@ def discriminate(m, X, Y, groups=1, dtype=tf.float32):
     B = tf.shape(X)[0]
     W1, W2 = tf.cast(m.discrim_W1, dtype), tf.cast(m.discrim_W2, dtype)
     C = m.dim_channel
-    h1 = tf.nn.conv2d(X, W1[:, :, :C], strides=2, padding="SAME")
-    h1 = lrelu(h1 + label_maps(Y, W1[:, :, C:], 28, False, dtype))
-    h2 = tf.nn.conv2d(h1, W2[:, :, :m.dim_W3], strides=2, padding="SAME")
-    h2 = h2 + label_maps(Y, W2[:, :, m.dim_W3:], 14, False, dtype)
+    (W1, W1_y), (W2, W2_y) = tf.split(W1, [C, m.dim_y], axis=2), tf.split(W2, [m.dim_W3, m.dim_y], axis=2)
+    h1 = lrelu(conv_s2(X, W1) + label_maps(Y, W1_y, 28, False, dtype))
+    h2 = tf.nn.conv2d(h1, W2, strides=2, padding="SAME")
+    h2 = h2 + label_maps(Y, W2_y, 14, False, dtype)
     h2 = tf.reshape(lrelu(batchnorm_groups(h2, groups)), [B, 7 * 7 * m.dim_W2])
-    h3 = lrelu(batchnorm_groups(tf.matmul(tf.concat([h2, Y], 1), tf.cast(m.discrim_W3, dtype)), groups))
-    h4 = tf.cast(tf.matmul(tf.concat([h3, Y], 1), tf.cast(m.discrim_W4, dtype)), tf.float32)
+    h3 = lrelu(batchnorm_groups(dense(tf.concat([h2, Y], 1), tf.cast(m.discrim_W3, dtype)), groups))
+    h4 = tf.cast(dense(tf.concat([h3, Y], 1), tf.cast(m.discrim_W4, dtype)), tf.float32)
     if m.upstream_quirks:
         h4 = lrelu(batchnorm_groups(h4, groups))  # defect 2, per batch as upstream (model.py)
     return h4

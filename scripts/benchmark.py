@@ -12,9 +12,10 @@ Measures, each case in its own process (so peak RSS is its own), after warm-up i
                   the CPU has AVX-512 VNNI/BF16 or AMX): upstream as its own users run it here
 and, with --levers, the levers measured for docs/speed.md (thinned log, plain
 model.build_model step, whole-step XLA, Keras's unfused Adam, no stacked D, no averaged
-generator, oneDNN off, thread settings). Every project case but no_ema keeps the averaged
-generator, as train.py does by default. Also the machine's float32 and bfloat16 rates on the step's
-own largest matmuls (big_matmul_shapes), with the CPU flags that decide them, and the
+generator, oneDNN off, thread settings), and cases that undo one of step.py's later changes
+(moments_bn, transposed_dense, onednn_s2, undone; `bf16:CASE` runs one in bf16). Every project case but
+no_ema keeps the averaged generator, as train.py does by default. Also the machine's float32 and
+bfloat16 rates on the step's own largest matmuls (big_matmul_shapes), with the CPU flags that decide them, and the
 peak RSS of a 100-iteration training run on 60,000 images (Fashion-MNIST's training set), checkpoint included.
 
 Prints s/iteration (wall clock over D-and-G pairs: median, min, max; and CPU seconds), images/s, GFLOP/s from the
@@ -23,6 +24,7 @@ counted FLOPs (`--flops` prints the count), its share of its dtype's matmul rate
 Iterations alternate D and G as in training.
 """
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -31,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from unittest import mock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -90,6 +93,7 @@ def iteration_flops(batch=128, fast=True, second_forward=False, printed=True, **
 def case_flops(case, batch=128):
     """FLOPs of one iteration of a benchmark case, D and G iterations averaged."""
     name = case.partition("@")[0]
+    name = name.partition(":")[2] or name
     f = iteration_flops(batch, fast=name != "plain" and not name.startswith("upstream"),
                         second_forward=name.startswith("upstream"), printed=name != "thinned")
     return (f["D"] + f["G"]) / 2
@@ -153,7 +157,8 @@ def case_project(name, batch):
     from dcgan_mnist import data, step
     from dcgan_mnist.config import Config
     from dcgan_mnist.model import DCGAN
-    cfg = Config(batch_size=batch, precision="bf16" if name == "bf16" else "float32")
+    cfg = Config(batch_size=batch, precision=dtype_of(name))
+    name = name.partition(":")[2] or name  # bf16:LEVER: the lever in bf16
     model = DCGAN(**cfg.model_kwargs(), seed=0)
     opts = step.adam_optimizers(cfg.learning_rate, cfg.beta1, model.discrim_vars, model.gen_vars)
     noise_rng = tf.random.Generator.from_seed(0)
@@ -174,16 +179,40 @@ def case_project(name, batch):
         g_step = g_step_unprinted
     trX, trY = training_data()
     batches = iter(data.training_batches(trX, trY, batch, 0, 0).repeat())
+    undone = undo(name)
 
     def run_iteration(i):
         t = time.perf_counter()
         images, labels = next(batches)
         INPUT_WAIT.append(time.perf_counter() - t)  # > 0 only if the pipeline starves the step
-        out = (d_step, g_step)[i % cfg.k != 0](images, labels)
+        with contextlib.ExitStack() as stack:  # the step traces on its first call, under the patches
+            for attr, replacement in undone:
+                stack.enter_context(mock.patch.object(step, attr, replacement))
+            out = (d_step, g_step)[i % cfg.k != 0](images, labels)
         if not thinned:
             [float(o) for o in out]  # what the log prints
 
     return run_iteration
+
+
+def undo(name):
+    """[(step.py's function, what replaces it)] for the cases that undo one of step.py's later changes:
+    moments_bn (batchnorm as elementwise ops, not the fused kernel), transposed_dense (autodiff's
+    own matmul gradient, not the einsum) and onednn_s2 (tf.nn's kernels for gen_W4 and discrim_W1);
+    undone: all three."""
+    import tensorflow as tf
+
+    from dcgan_mnist import step
+
+    def conv_transpose(h, W):
+        return tf.nn.conv2d_transpose(h, W, [tf.shape(h)[0], 2 * h.shape[1], 2 * h.shape[2], W.shape[2]], 2, "SAME")
+
+    levers = {"moments_bn": [("batchnorm_groups", step.moments_batchnorm)],
+              "transposed_dense": [("dense", tf.matmul)],
+              "onednn_s2": [("conv_transpose_s2", conv_transpose),
+                            ("conv_s2", lambda X, W: tf.nn.conv2d(X, W, strides=2, padding="SAME"))]}
+    levers["undone"] = sum(levers.values(), [])  # all three: the step as issue 17 found it
+    return levers.get(name, [])
 
 
 def case_upstream(batch):
@@ -270,7 +299,7 @@ def cpu_flags():
 
 
 def dtype_of(case):
-    return "bf16" if case == "bf16" else "float32"
+    return "bf16" if case.startswith("bf16") else "float32"
 
 
 # Cases that run another case under TensorFlow's stock settings for this CPU: without AVX-512
@@ -381,8 +410,8 @@ def main(argv=None):
     p.add_argument("--cases", default="default,bf16,upstream,upstream_stock",
                    help="comma-separated (default: %(default)s)")
     p.add_argument("--levers", action="store_true",
-                   help="also time thinned, plain, xla, unfused_adam, no_stack, no_ema, onednn_off and default with "
-                        "threads 1,1 / 2,2 / 2,1")
+                   help="also time thinned, plain, xla, unfused_adam, no_stack, no_ema, moments_bn, transposed_dense, "
+                        "onednn_s2, onednn_off and default with threads 1,1 / 2,2 / 2,1")
     p.add_argument("--threads", help="intra,inter op threads for every case, e.g. 2,1 (default: TF's)")
     p.add_argument("--no-rss-run", action="store_true", help="skip the 60,000-image training run")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -402,7 +431,8 @@ def main(argv=None):
 
     cases = args.cases.split(",")
     if args.levers:
-        cases += ["thinned", "plain", "xla", "unfused_adam", "no_stack", "no_ema", "onednn_off",
+        cases += ["thinned", "plain", "xla", "unfused_adam", "no_stack", "no_ema", "moments_bn", "transposed_dense",
+                  "onednn_s2", "onednn_off",
                   "default@1,1", "default@2,2", "default@2,1"]
     load_before = os.getloadavg()
     results = {}

@@ -247,6 +247,69 @@ def test_label_maps_equal_conv_over_broadcast_labels():
                                err_msg=seed_note(seed))
 
 
+# Measured over 500 draws each: relative errors under 5e-7 in float32, under 5e-3 in bfloat16 (the
+# same products rounded to bfloat16, summed in another order); a kernel tap moved by one row gives
+# 0.3 or more, a gradient scaled by 1.0001 1e-4 (caught in float32), by 1.03 3e-2 (in both).
+OP_RTOL = {"float32": 1e-5, "bfloat16": 2e-2}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_rewritten_ops_equal_tensorflows(dtype):
+    """step.conv_transpose_s2 (gen_W4's conv-transpose as a matmul), step.conv_s2 (discrim_W1's conv,
+    its input gradient through conv_transpose_s2) and step.dense (its input gradient as an einsum in
+    float32) against TensorFlow's own ops in the same dtype: values and every gradient, any size,
+    batch and channels."""
+    seed = draw_seed()
+    rng = np.random.default_rng(seed)
+    N, H, C, K = (int(rng.integers(1, n)) for n in (5, 16, 4, 12))
+
+    def draw(*shape):
+        return tf.cast(tf.constant(rng.normal(size=shape), tf.float32), dtype)
+
+    h, W, X, A, M = draw(N, H, H, K), draw(5, 5, C, K), draw(N, 2 * H, 2 * H, C), draw(N, K), draw(K, C)
+    inputs = [[h, W], [X, W], [A, M]]
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([h, W, X, A, M])
+        ours = [step.conv_transpose_s2(h, W), step.conv_s2(X, W), step.dense(A, M)]
+        theirs = [tf.nn.conv2d_transpose(h, W, [N, 2 * H, 2 * H, C], 2, "SAME"), tf.nn.conv2d(X, W, 2, "SAME"),
+                  tf.matmul(A, M)]
+        dys = [draw(*t.shape) for t in theirs]
+        costs = [tf.reduce_sum(tf.cast(o * dy, tf.float32)) for o, dy in zip(ours + theirs, dys + dys)]
+    for i, name in enumerate(["conv_transpose_s2", "conv_s2", "dense"]):
+        found = [ours[i]] + tape.gradient(costs[i], inputs[i])
+        wanted = [theirs[i]] + tape.gradient(costs[3 + i], inputs[i])
+        for what, f, w in zip(["value", "gradient 1", "gradient 2"], found, wanted):
+            error = relative_error(tf.cast(f, tf.float32), tf.cast(w, tf.float32))
+            assert error < OP_RTOL[dtype], f"{name}, {what}, {dtype}: relative error {error:.3g} " \
+                                           f"(N, H, C, K = {N, H, C, K}), {seed_note(seed)}"
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_fused_batchnorm_is_upstreams_with_its_epsilon(groups):
+    """step.batchnorm_groups (TensorFlow's fused kernel) against model.batchnormalize on each slice,
+    2-D and 4-D, with channels of tiny variance, where upstream's epsilon 1e-8 matters: the fused
+    kernel's usual floor, 1e-5, flattens them (measured: error 0.3 or more; with 1e-8 under 1e-6)."""
+    seed = draw_seed()
+    rng = np.random.default_rng(seed)
+    for shape in ([groups * 6, 9], [groups * 3, 4, 4, 5]):
+        scale = np.exp(rng.uniform(np.log(1e-4), np.log(10), shape[-1]))  # tiny to large spreads
+        X = tf.constant((rng.normal(size=shape) + 3 * rng.normal(size=shape[-1])) * scale, tf.float32)
+        X64 = tf.cast(X, tf.float64)
+        dy = tf.constant(rng.normal(size=shape), tf.float32)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch([X, X64])
+            outs = [step.batchnorm_groups(X, groups)] + [
+                tf.concat([reference.batchnormalize(x) for x in tf.split(x_, groups)], 0) for x_ in (X, X64)]
+            costs = [tf.reduce_sum(o * tf.cast(dy, o.dtype)) for o in outs]
+        grads = [tape.gradient(c, x_) for c, x_ in zip(costs, (X, X, X64))]
+        # Means of the order of the spread, as the network's activations have: the fused kernel
+        # takes the variance in one pass (E[x^2] - mean^2), which loses digits where the mean is
+        # thousands of spreads (relative error 3e-4 at 10^4, measured). Both float32 paths are
+        # held against float64 (assert_near_reference).
+        assert_near_reference(*outs, f"values, shape {shape}", seed, 1e-5)
+        assert_near_reference(*grads, f"gradient, shape {shape}", seed, 1e-5)
+
+
 def make_steps(model, seed, forwards=None, fused_update=True, precision="float32"):
     optimizers = step.adam_optimizers(2e-4, 0.5, model.discrim_vars, model.gen_vars)
     noise_rng = tf.random.Generator.from_seed(seed)
@@ -316,6 +379,24 @@ def test_compiled_steps_equal_plain_steps(upstream_quirks):
             else:
                 assert np.array_equal(f.numpy(), w0) and np.array_equal(p.numpy(), w0), \
                     f"iteration {i} changed {f.name}, which it does not train, {seed_note(seed)}"
+
+
+@pytest.mark.parametrize("upstream_quirks", [False, True])
+def test_bf16_forward_equals_reference(upstream_quirks):
+    """The bf16 step's four outputs against model.py's float64 reference on the same weights: within
+    1e-2 relative (measured over 400 draws: under 4e-3; batchnorm's epsilon at 1e-2 in bfloat16
+    fails it, a 5% change of one label map does not). Its gradients are not compared here: on
+    random weights they are small differences of large terms, which bfloat16's 8 bits move by 10%
+    (median) to 100%; the ops whose bfloat16 path differs from float32's are held against
+    TensorFlow's own in test_rewritten_ops_equal_tensorflows."""
+    seed, model, Z, Y, images = random_case(upstream_quirks)
+    m64 = float64_copy(model)
+    exact = m64.build_model(*as_float64(Z, Y, images))
+    found = step.build_model(model, Z, Y, images, dtype=tf.bfloat16)
+    for name, f, r in zip(["d_cost", "g_cost", "p_real", "p_gen"], found, exact):
+        assert f.dtype == tf.float32, f"{name} is {f.dtype.name}: the costs stay float32"
+        error = relative_error(f, r)
+        assert error < 1e-2, f"{name}: relative error {error:.3g} from float64, {seed_note(seed)}"
 
 
 def test_bf16_trains_without_nan():
