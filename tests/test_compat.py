@@ -46,6 +46,9 @@ def test_an_old_run_resumes_to_the_weights_the_old_version_reached(old_run, tmp_
     reader = tf.train.load_checkpoint(str(old_run / "ckpt-9"))
     names = [k for k in EXPECTED if k.startswith("resumed/")]
     assert len(names) == 12  # the DCGAN's eight weights and the four averages
+    # Equal to float rounding: since 0.1.0 the step sums some products in another order (dcgan_mnist/step.py,
+    # items 6 and 7), 3e-7 apart after four iterations. A wrong resume (Adam's moments, the noise, the
+    # batches) moves weights by up to the learning rate, 0.05, per iteration; noise 0.1% off fails too.
     for name in names:
         np.testing.assert_allclose(reader.get_tensor(name[len("resumed/"):] + "/.ATTRIBUTES/VARIABLE_VALUE"),
-                                   EXPECTED[name], rtol=1e-6, atol=1e-7, err_msg=name)
+                                   EXPECTED[name], rtol=1e-5, atol=1e-5, err_msg=name)
