@@ -92,8 +92,7 @@ def iteration_flops(batch=128, fast=True, second_forward=False, printed=True, **
 
 def case_flops(case, batch=128):
     """FLOPs of one iteration of a benchmark case, D and G iterations averaged."""
-    name = case.partition("@")[0]
-    name = name.partition(":")[2] or name
+    name = lever_of(case.partition("@")[0])
     f = iteration_flops(batch, fast=name != "plain" and not name.startswith("upstream"),
                         second_forward=name.startswith("upstream"), printed=name != "thinned")
     return (f["D"] + f["G"]) / 2
@@ -158,7 +157,7 @@ def case_project(name, batch):
     from dcgan_mnist.config import Config
     from dcgan_mnist.model import DCGAN
     cfg = Config(batch_size=batch, precision=dtype_of(name))
-    name = name.partition(":")[2] or name  # bf16:LEVER: the lever in bf16
+    name = lever_of(name)
     model = DCGAN(**cfg.model_kwargs(), seed=0)
     opts = step.adam_optimizers(cfg.learning_rate, cfg.beta1, model.discrim_vars, model.gen_vars)
     noise_rng = tf.random.Generator.from_seed(0)
@@ -300,6 +299,11 @@ def cpu_flags():
 
 def dtype_of(case):
     return "bf16" if case.startswith("bf16") else "float32"
+
+
+def lever_of(case):
+    """What a case changes: `bf16:LEVER` runs LEVER in bf16; any other case is its own."""
+    return case.partition(":")[2] or case
 
 
 # Cases that run another case under TensorFlow's stock settings for this CPU: without AVX-512

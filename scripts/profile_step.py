@@ -37,14 +37,10 @@ def kind_of(op_type):
 def run_profiled(precision, pairs, logdir):
     import tensorflow as tf
 
-    from dcgan_mnist import step
+    from dcgan_mnist import train
     from dcgan_mnist.config import Config
-    from dcgan_mnist.model import DCGAN
-    cfg = Config(precision=precision)
-    model = DCGAN(**cfg.model_kwargs(), seed=0)
-    opts = step.adam_optimizers(cfg.learning_rate, cfg.beta1, model.discrim_vars, model.gen_vars)
-    ema = step.moving_average(cfg.ema_decay, model.gen_vars, opts[1])
-    steps = step.make_train_steps(model, *opts, tf.random.Generator.from_seed(0), precision, ema=ema)
+    cfg = Config(precision=precision, seed=0)
+    _, steps, _, _ = train.build(cfg, tf.distribute.get_strategy())  # the step train.py runs, averaged generator on
     images = tf.random.uniform([cfg.batch_size, 28, 28, 1])
     labels = tf.random.uniform([cfg.batch_size], 0, cfg.dim_y, dtype=tf.int32)
 
