@@ -268,7 +268,16 @@ def training_batches(images, labels, batch_size, seed, epoch, skip=0):
         x = tf.cast(tf.gather(images_t, idx), tf.float32)[..., None] / 255.0
         return x, tf.gather(labels_t, idx)
 
-    return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return without_autotune(ds.map(gather).prefetch(1))  # a gather of one batch: microseconds
+
+
+def without_autotune(ds):
+    """ds without tf.data's autotuning thread. In TensorFlow 2.21, freeing an iterator waits for that
+    thread's current sleep (up to a minute) to end: one in three 220-iteration training runs sat
+    idle 40 s at its end, and every epoch's iterator is freed (docs/speed.md)."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 def as_tensors(images, labels):

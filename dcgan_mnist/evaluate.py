@@ -109,8 +109,8 @@ def train_classifier(images, labels, seed, steps=None, batch_size=CLASSIFIER_BAT
     schedule = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=steps)
     model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    batches = (tf.data.Dataset.from_tensor_slices((images[..., None], labels.astype(np.int32)))
-               .shuffle(len(images), seed=seed).repeat().batch(batch_size).take(steps))
+    batches = data.without_autotune(tf.data.Dataset.from_tensor_slices((images[..., None], labels.astype(np.int32)))
+                                    .shuffle(len(images), seed=seed).repeat().batch(batch_size).take(steps))
     model.fit(batches, epochs=1, verbose=0, shuffle=False)  # shuffled above, with the seed
     return model
 

@@ -115,10 +115,11 @@ def conv_transpose_s2(h, W):
     Wt = tf.gather(tf.gather(Wp, taps, axis=0), taps, axis=2)              # [ty, py, tx, px, C, K]
     Wt = tf.reshape(tf.transpose(Wt, [5, 0, 2, 1, 3, 4]), [K, 9 * 4 * C])  # [K, (ty, tx, py, px, C)]
     cols = tf.reshape(tf.cast(tf.matmul(tf.reshape(h, [-1, K]), Wt), tf.float32), [N, H, Wd, 9, 4 * C])
-    # Each tap's map on its own (a slice of the 5-D cols would make every slice's gradient full size).
+    # Each tap's map on its own (a slice of the 5-D cols would make every slice's gradient full size);
+    # tf.slice, not [:, ty:], as its gradient is one Pad where a strided slice's is StridedSliceGrad.
     tap_maps = tf.unstack(tf.transpose(cols, [3, 0, 1, 2, 4]))             # 9 x [N, H, W, 4C]
     offsets = [(ty, tx) for ty in range(3) for tx in range(3)]
-    phases = tf.add_n([tf.pad(tap, [[0, 0], [1, 1], [1, 1], [0, 0]])[:, ty:ty + H, tx:tx + Wd]
+    phases = tf.add_n([tf.slice(tf.pad(tap, [[0, 0], [1, 1], [1, 1], [0, 0]]), [0, ty, tx, 0], [-1, H, Wd, -1])
                        for (ty, tx), tap in zip(offsets, tap_maps)])
     return tf.cast(tf.nn.depth_to_space(phases, 2), h.dtype)
 

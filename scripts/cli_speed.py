@@ -79,9 +79,10 @@ def main(argv=None):
     flops = case_flops("thinned")
     print(f"CPU flags: {cpu_flags()}; load average {os.getloadavg()[0]:.2f}; best matmul rates: float32 "
           f"{rates['float32']:.0f}, bfloat16 {rates['bf16']:.0f} GFLOP/s; {flops / 1e9:.2f} GFLOP per iteration")
-    # This VM now and then runs a whole process at half speed (docs/speed.md): a slow short run makes
-    # a round's difference too small. The fastest short and fastest long runs are each in the normal
-    # mode, so their difference is the robust figure; the best round is issue 17's.
+    # A run that stalls at its end (before data.without_autotune, tf.data's autotuning thread held
+    # the last iterator up to a minute: docs/speed.md) makes a round's difference wrong either way.
+    # The fastest short and fastest long runs are each unstalled, so their difference is the robust
+    # figure; the best round is issue 17's.
     for (d, repo), times in per_it.items():
         shorts, longs = walls[d, repo]
         robust = (min(longs) - min(shorts)) / (LONG - SHORT)
