@@ -273,8 +273,8 @@ def training_batches(images, labels, batch_size, seed, epoch, skip=0):
 
 def without_autotune(ds):
     """ds without tf.data's autotuning thread. In TensorFlow 2.21, freeing an iterator waits for that
-    thread's current sleep (up to a minute) to end: one in three 220-iteration training runs sat
-    idle 40 s at its end, and every epoch's iterator is freed (docs/speed.md)."""
+    thread's current sleep (up to a minute) to end: 7 of 28 training runs of 220 iterations sat
+    idle 40 s at their end, and every epoch's iterator is freed (docs/speed.md)."""
     options = tf.data.Options()
     options.autotune.enabled = False
     return ds.with_options(options)

@@ -67,8 +67,8 @@ def main():
     model = classifier(args.seed)
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    batches = (tf.data.Dataset.from_tensor_slices((images[train][..., None], labels[train]))
-               .shuffle(10000, seed=args.seed).repeat().batch(128).take(args.steps))
+    batches = data.without_autotune(tf.data.Dataset.from_tensor_slices((images[train][..., None], labels[train]))
+                                    .shuffle(10000, seed=args.seed).repeat().batch(128).take(args.steps))
     model.fit(batches, epochs=1, verbose=0)
     ref_feats, ref_probs = features_and_probs(model, images[ref])
     accuracy = label_agreement(ref_probs, labels[ref])
