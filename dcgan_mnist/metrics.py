@@ -99,10 +99,14 @@ def kid(features_a, features_b, subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE
 # ---------------------------------------------------------------- nearest neighbours
 
 def squared_distances(a, b):
-    """|a_i - b_j|^2 [len(a), len(b)] in float32, by |a|^2 + |b|^2 - 2 a.b (a matrix product)."""
+    """|a_i - b_j|^2 [len(a), len(b)] in float32, by |a|^2 + |b|^2 - 2 a.b (a matrix product).
+    In place on the product: one matrix of len(a) x len(b) at a time, not five."""
     a, b = a.astype(np.float32), b.astype(np.float32)
-    d = np.sum(a * a, axis=1)[:, None] + np.sum(b * b, axis=1)[None, :] - 2 * (a @ b.T)
-    return np.maximum(d, 0)  # rounding can make a distance to itself slightly negative
+    d = a @ b.T
+    d *= -2
+    d += np.sum(a * a, axis=1)[:, None]
+    d += np.sum(b * b, axis=1)[None, :]
+    return np.maximum(d, 0, out=d)  # rounding can make a distance to itself slightly negative
 
 
 def kth_neighbour_radii(features, k=PR_K):
@@ -110,7 +114,8 @@ def kth_neighbour_radii(features, k=PR_K):
     radii = []
     for start in range(0, len(features), CHUNK):
         d = squared_distances(features[start:start + CHUNK], features)
-        radii.append(np.partition(d, k, axis=1)[:, k])  # index 0 is the point itself, at distance 0
+        d.partition(k, axis=1)
+        radii.append(d[:, k].copy())  # index 0 is the point itself, at distance 0
     return np.sqrt(np.concatenate(radii))
 
 
@@ -118,7 +123,8 @@ def share_inside(points, centres, radii):
     """The share of points within radii[j] of some centre j: inside the set's k-NN manifold."""
     inside = []
     for start in range(0, len(points), CHUNK):
-        d = np.sqrt(squared_distances(points[start:start + CHUNK], centres))
+        d = squared_distances(points[start:start + CHUNK], centres)
+        np.sqrt(d, out=d)
         inside.append(np.any(d <= radii[None, :], axis=1))
     return float(np.mean(np.concatenate(inside)))
 
