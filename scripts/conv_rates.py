@@ -22,11 +22,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchmark import cpu_flags, matmul_rates, time_loop  # noqa: E402
 
 import dcgan_mnist  # noqa: E402, F401  (before TensorFlow: its oneDNN settings, as training has, and a quiet start-up)
+from dcgan_mnist.config import Config  # noqa: E402
 
 S2 = [1, 2, 2, 1]
-# (layer, batch, the conv's input [H, W, C], its output): a conv-transpose runs its conv backwards.
-CONVS = [("discrim_W1", 256, (28, 28, 1), (14, 14, 64)), ("discrim_W2", 256, (14, 14, 64), (7, 7, 128)),
-         ("gen_W3", 128, (14, 14, 64), (7, 7, 128)), ("gen_W4", 128, (28, 28, 1), (14, 14, 64))]
+
+
+def convs():
+    """(layer, batch, the conv's input [H, W, C], its output) at Config's default sizes: a
+    conv-transpose runs its conv backwards; D's convs see real and generated batches stacked."""
+    cfg = Config()
+    B, C, W2, W3 = cfg.batch_size, cfg.dim_channel, cfg.dim_W2, cfg.dim_W3
+    return [("discrim_W1", 2 * B, (28, 28, C), (14, 14, W3)), ("discrim_W2", 2 * B, (14, 14, W3), (7, 7, W2)),
+            ("gen_W3", B, (14, 14, W3), (7, 7, W2)), ("gen_W4", B, (28, 28, C), (14, 14, W3))]
 
 
 def kernels(dtype):
@@ -41,7 +48,7 @@ def kernels(dtype):
         input=X, filter_sizes=tf.shape(W), out_backprop=dY, strides=S2, padding="SAME")[0, 0, 0, 0])
     onto_one_channel = tf.function(lambda X, W, dY: step.conv_transpose_s2(dY, W)[0, 0, 0, 0])
     out = {}
-    for name, n, (h, w, c), (ho, wo, co) in CONVS:
+    for name, n, (h, w, c), (ho, wo, co) in convs():
         X = tf.cast(tf.random.normal([n, h, w, c]), dtype)
         W = tf.cast(tf.random.normal([5, 5, c, co]) * 0.02, dtype)
         dY = tf.cast(tf.random.normal([n, ho, wo, co]), dtype)
