@@ -18,6 +18,9 @@ from dcgan_mnist.cli import UserError
 RUN_FILE = "run.json"  # a run's settings and data fingerprint, written beside its checkpoints
 METRICS_FILE = "metrics.jsonl"  # quality measured during training (evaluate.py), beside its checkpoints
 WEIGHTS = ("average", "trained")  # what generate, evaluate and export draw from (--weights)
+DATASETS = ("mnist", "fashion_mnist", "mnist_test")
+VALID_SIZE = 10000  # held out by default (upstream's validation set)
+VALID_SIZE_SHIPPED = 2000  # of the 10,000 shipped digits: 8,000 train, 62 iterations an epoch
 
 
 class ConfigError(UserError, ValueError):
@@ -55,12 +58,15 @@ class Config:
     max_iterations: Optional[int] = _f(None, "stop after this many iterations in all (short runs)")
     log_every: int = _f(1, "print upstream's six log lines every N iterations")
     data_dir: str = _f("data", "folder with the IDX files (raw or .gz) or mnist.npz")
-    dataset: str = _f("mnist", "what to download or look for when --data-dir has no files", run=True,
-                      choices=("mnist", "fashion_mnist"))
+    dataset: Optional[str] = _f(None, "mnist or fashion_mnist: what to download or look for when --data-dir has no "
+                                      "files; mnist_test: MNIST's 10,000 test digits shipped with the package "
+                                      "(default: mnist, or mnist_test when MNIST can be neither found nor "
+                                      "downloaded)", run=True, choices=DATASETS)
     train_images: Optional[str] = _f(None, "an IDX image file to train on instead (with --train-labels)")
     train_labels: Optional[str] = _f(None, "the IDX label file that goes with --train-images")
-    valid_size: int = _f(10000, "training images held out for validation (upstream: the last 10000 "
-                                "of a seeded shuffle)", run=True)
+    valid_size: Optional[int] = _f(None, f"training images held out for validation (default: {VALID_SIZE}, "
+                                         f"upstream's last {VALID_SIZE} of a seeded shuffle; {VALID_SIZE_SHIPPED} "
+                                         f"for mnist_test)", run=True)
     vis_dir: str = _f("vis", "where sample_%%04d.jpg grids are written")
     checkpoint_dir: str = _f("checkpoints", "checkpoints and the run's record (run.json); a run resumes from here")
     checkpoint_every: Optional[int] = _f(None, "also write a checkpoint every N iterations (default: at the end "
@@ -102,6 +108,12 @@ class Config:
         return dict(batch_size=self.batch_size, image_shape=[28, 28, self.dim_channel],
                     upstream_quirks=self.upstream_quirks, **self.generator_kwargs())
 
+    def held_out(self):
+        """--valid-size, or its default for --dataset."""
+        if self.valid_size is not None:
+            return self.valid_size
+        return VALID_SIZE_SHIPPED if self.dataset == "mnist_test" else VALID_SIZE
+
     def validate(self):
         """Raise ConfigError naming the first bad flag. Checks against the data (--valid-size, --batch-size
         against the number of images) happen when train.py has loaded it."""
@@ -128,7 +140,7 @@ class Config:
             bad("eval_every", "must be at least 1")
         if not 0 <= self.ema_decay < 1:
             bad("ema_decay", "must be in [0, 1) (0: no averaged generator)")
-        if self.valid_size < 0:
+        if self.valid_size is not None and self.valid_size < 0:
             bad("valid_size", "must not be negative")
         if math.isqrt(self.visualize_dim) ** 2 != self.visualize_dim:
             bad("visualize_dim", "must be a square number (the grid is n x n)")

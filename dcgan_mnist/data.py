@@ -39,6 +39,14 @@ FASHION_SHA256 = {
     "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
 }
 DEBIAN_FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+# MNIST's 10,000 test digits, installed with the package (--dataset mnist_test; digits/README.md says
+# whose they are), so that the main job trains on real digits on a machine with no network.
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "digits")
+SHIPPED_SHA256 = {
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+SHIPPED_SOURCE = "MNIST's 10,000 test digits shipped with dcgan_mnist"
 
 
 class Dataset(NamedTuple):
@@ -47,6 +55,8 @@ class Dataset(NamedTuple):
     test_images: Optional[np.ndarray]  # the test pair, when present
     test_labels: Optional[np.ndarray]
     source: str                        # where it was read from, for the log
+    name: Optional[str] = None         # --dataset it is (run.json records it), when it is one of them
+    fallback: Optional[str] = None     # why the shipped digits stand in for the data asked for
 
 
 # ---------------------------------------------------------------- reading and checking
@@ -65,9 +75,12 @@ def _read_bytes(path):
     return raw
 
 
-def read_idx(path, ndim):
-    """Read an unsigned-byte IDX file with ndim dimensions (raw or gzip) into a uint8 array."""
+def read_idx(path, ndim, sha256=None):
+    """Read an unsigned-byte IDX file with ndim dimensions (raw or gzip) into a uint8 array; with
+    sha256, only if its (uncompressed) content has that hash."""
     raw = _read_bytes(path)
+    if sha256 is not None and hashlib.sha256(raw).hexdigest() != sha256:
+        raise DataError(f"{path}: damaged: its content fails its SHA-256 check; reinstall dcgan-mnist")
     if len(raw) < 4:
         raise DataError(f"{path}: truncated: {len(raw)} bytes, not even an IDX header")
     if raw[0] != 0 or raw[1] != 0 or raw[2] != IDX_UBYTE:
@@ -111,8 +124,23 @@ def check_pair(images, labels, images_name, labels_name):
     return images, labels.astype(np.int64)
 
 
-def load_idx_pair(images_path, labels_path):
-    return check_pair(read_idx(images_path, 3), read_idx(labels_path, 1), images_path, labels_path)
+def load_idx_pair(images_path, labels_path, sha256=None):
+    """sha256: {file name without .gz: hash} of the files' content, when it is known."""
+    sha256 = sha256 or {}
+    return check_pair(read_idx(images_path, 3, sha256.get(_stem(images_path))),
+                      read_idx(labels_path, 1, sha256.get(_stem(labels_path))), images_path, labels_path)
+
+
+def _stem(path):
+    name = os.path.basename(path)
+    return name[:-3] if name.endswith(".gz") else name
+
+
+def load_shipped(fallback=None):
+    """The 10,000 digits shipped with the package, checked against their SHA-256 sums."""
+    paths = [os.path.join(SHIPPED_DIR, n + ".gz") for n in TEST_FILES]
+    return Dataset(*load_idx_pair(*paths, sha256=SHIPPED_SHA256), None, None, source=SHIPPED_SOURCE,
+                   name="mnist_test", fallback=fallback)
 
 
 def load_npz(path):
@@ -208,22 +236,31 @@ def download(dataset):
 
 
 def load_dataset(cfg):
-    """The data a run trains on, by the flags: --train-images/--train-labels, else --data-dir,
-    else (Fashion-MNIST) Debian's dataset-fashion-mnist, else a download."""
+    """The data a run trains on, by the flags: --train-images/--train-labels; --dataset mnist_test,
+    the shipped digits; else --data-dir, else (Fashion-MNIST) Debian's dataset-fashion-mnist, else a
+    download; when that fails too and no --dataset was asked for, the shipped digits."""
+    name = cfg.dataset or "mnist"
     if cfg.train_images is not None:
         return Dataset(*load_idx_pair(cfg.train_images, cfg.train_labels), None, None,
-                       source=f"{cfg.train_images}, {cfg.train_labels}")
+                       source=f"{cfg.train_images}, {cfg.train_labels}", name=name)
+    if name == "mnist_test":
+        return load_shipped()
     if os.path.isdir(cfg.data_dir):
         found = load_folder(cfg.data_dir)
         if found is not None:
-            return found
-    if cfg.dataset == "fashion_mnist" and os.path.isdir(DEBIAN_FASHION_DIR):
+            return found._replace(name=name)
+    if name == "fashion_mnist" and os.path.isdir(DEBIAN_FASHION_DIR):
         found = load_folder(DEBIAN_FASHION_DIR)
         if found is not None:
-            return found
+            return found._replace(name=name)
     try:
-        return download(cfg.dataset)
+        return download(name)._replace(name=name)
     except DataError as e:
+        if cfg.dataset is None:  # nothing asked for: train on the digits at hand rather than stop
+            return load_shipped(fallback=(
+                f"data: no MNIST training files in --data-dir {cfg.data_dir} and no download ({e}); training on "
+                f"{SHIPPED_SOURCE} (--dataset mnist_test) instead; for the full 60,000, put MNIST's files in "
+                f"{cfg.data_dir}/ or run again with a network"))
         raise DataError(
             f"no training data in --data-dir {cfg.data_dir} and the download failed ({e}); put "
             f"{TRAIN_FILES[0]}[.gz] and {TRAIN_FILES[1]}[.gz] (or mnist.npz) in {cfg.data_dir}/, "

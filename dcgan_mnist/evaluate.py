@@ -155,7 +155,7 @@ def run_data(cfg):
     the split train.prepare makes, plus the data's test set when it has one."""
     dataset = data.load_dataset(cfg)
     trX, vaX, trY, vaY = data.mnist_with_valid_set(dataset.train_images, dataset.train_labels,
-                                                   cfg.valid_size, cfg.seed)
+                                                   cfg.held_out(), cfg.seed)
     if dataset.test_images is not None:
         vaX = np.concatenate([vaX, dataset.test_images])
         vaY = np.concatenate([vaY, dataset.test_labels])
@@ -177,7 +177,7 @@ class Evaluator:
                             f"differs from run.json's); evaluate the run on its own data")
         if len(heldX) < 20:
             raise ConfigError(f"only {len(heldX)} held-out real images in {self.source} (--valid-size "
-                              f"{cfg.valid_size}): the evaluation needs at least 20; train with a larger --valid-size")
+                              f"{cfg.held_out()}): the evaluation needs at least 20; train with a larger --valid-size")
         self.classifier, self.classifier_file, _ = load_or_train_classifier(trX, trY, seed, cache_dir, retrain, steps)
         self.train_images, self.train_labels = trX, trY
         self.held_images, self.held_labels = heldX, heldY  # CAS is measured on all of them

@@ -248,8 +248,9 @@ def prepare(cfg):
     (cfg with its seed resolved, training images, training labels, fingerprint). cfg is validated."""
     # --force-new: the folder's run is moved aside once every check has passed (take_folder).
     saved, saved_fingerprint = (None, None) if cfg.force_new else checkpoint.read_run(cfg.checkpoint_dir)
-    if saved is not None and cfg.seed is None:
-        cfg.seed = saved.seed  # resuming: the run's own seed decides its future
+    for name in ("seed", "dataset", "valid_size"):
+        if saved is not None and getattr(cfg, name) is None:
+            setattr(cfg, name, getattr(saved, name))  # resuming: the run's own, not a default's
     if saved is not None:
         differ = cfg.run_differences(saved)
         if differ:
@@ -258,6 +259,10 @@ def prepare(cfg):
             raise UserError(f"{cfg.checkpoint_dir} holds a run with other settings: {what}; use another "
                             f"--checkpoint-dir, the same settings, or --force-new to move it aside")
     dataset = data.load_dataset(cfg)
+    if dataset.fallback:
+        print(dataset.fallback)
+    cfg.dataset = dataset.name  # run.json names the data it trained on
+    cfg.valid_size = cfg.held_out()
     if cfg.seed is None:
         cfg.seed = secrets.randbits(31)
     if cfg.valid_size >= len(dataset.train_images):

@@ -252,8 +252,8 @@ def test_label_maps_equal_conv_over_broadcast_labels():
 # instructions run TensorFlow's bfloat16 ops on Eigen, which rounds every partial sum to bfloat16). The
 # bound 2 u (1 + sqrt(n)) held over 500 draws with Eigen (TF_ENABLE_ONEDNN_OPTS=0) and 300 each with
 # oneDNN on AVX-512 and limited to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2), the largest error 0.70 of it
-# (Eigen's bfloat16 filter gradient; a fixed 2e-2 failed there at 0.024). A kernel tap moved by one row gives errors of 1.3 or more, above it at any size;
-# a gradient scaled by 1.0001 gives 1e-4, caught in float32.
+# (Eigen's bfloat16 filter gradient; a fixed 2e-2 failed there at 0.024). A kernel tap moved by one row
+# gives errors of 1.3 or more, above it at any size; a gradient scaled by 1.0001 gives 1e-4, caught in float32.
 UNIT_ROUNDOFF = {"float32": 2.0 ** -24, "bfloat16": 2.0 ** -8}
 
 
