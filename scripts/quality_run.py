@@ -1,8 +1,6 @@
 """The quality table: fixed mode against --upstream-quirks at an equal budget.
 
-    python scripts/quality_run.py --iterations 1500 --work runs/quality-mnist -- \\
-        --train-images ~/mnist/t10k-images-idx3-ubyte.gz \\
-        --train-labels ~/mnist/t10k-labels-idx1-ubyte.gz --valid-size 2000
+    python scripts/quality_run.py --iterations 1500 --work runs/quality-mnist -- --dataset mnist_test
 
 Trains twice with the same seed and data (flags after -- go to dcgan_mnist.train), once in the
 default mode and once with --upstream-quirks, each in its own folder under --work; then evaluates
