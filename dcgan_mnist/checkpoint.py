@@ -17,14 +17,22 @@ Who may write in the folder (the lock, --force-new, worker folders) is folder.py
 import json
 import os
 import re
+from typing import NamedTuple, Optional
 
 import numpy as np
 import tensorflow as tf
 
 from dcgan_mnist.cli import Stopped, UserError
 from dcgan_mnist.config import RUN_FILE, Config
-from dcgan_mnist.files import write_json_atomic
+from dcgan_mnist.files import atomic_write, write_json_atomic
 from dcgan_mnist.model import Generator
+
+# The generator shipped with the package: the averaged generator of one default-length run on the shipped
+# digits (scripts/make_pretrained.py), in float16: half float32's size, each weight within 2^-11 of itself.
+PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
+PRETRAINED_WEIGHTS = "generator.npz"
+PRETRAINED_RECORD = "generator.json"
+GEN_NAMES = ("gen_W1", "gen_W2", "gen_W3", "gen_W4")
 
 # ---------------------------------------------------------------- the run's record and checkpoint
 
@@ -68,15 +76,51 @@ def has_average(path):
     return any(name.startswith("ema/") for name, _ in tf.train.list_variables(path))
 
 
+class Source(NamedTuple):
+    """What generate, evaluate and export draw from: a model.Generator and the run that made it."""
+    generator: Generator
+    cfg: Config
+    fingerprint: Optional[str]  # of the run's training split (data.fingerprint), as run.json records it
+    path: str                   # the checkpoint, or the pretrained generator's weights file
+    drawn: str                  # "average" or "trained"
+
+    def describe(self):
+        return f"{self.path} ({describe(self.drawn)})"
+
+
+def load_generator(args):
+    """The generator a command's flags name: --pretrained, or the latest checkpoint of --checkpoint-dir
+    (or --checkpoint), its averaged generator unless --weights trained."""
+    if args.pretrained:
+        if args.checkpoint_dir is not None or args.checkpoint is not None:
+            flag = "--checkpoint-dir" if args.checkpoint_dir is not None else "--checkpoint"
+            raise UserError(f"--pretrained and {flag} exclude each other: draw from the shipped generator "
+                            f"or from a run's checkpoint, not both")
+        if args.weights == "trained":
+            raise UserError("--weights trained: the pretrained generator is an averaged generator only")
+        return load_pretrained(PRETRAINED_DIR)
+    checkpoint_dir = args.checkpoint_dir or Config.checkpoint_dir
+    cfg, fingerprint = read_run(checkpoint_dir)
+    generator, path, drawn = restore(cfg, checkpoint_dir, args.checkpoint, args.weights)
+    return Source(generator, cfg, fingerprint, path, drawn)
+
+
 def restore_generator(checkpoint_dir, checkpoint=None, weights=None):
-    """The generator a run left, for generate, evaluate and export: (model.Generator, Config,
-    checkpoint path, what was drawn from: "average" or "trained"). weights None: the averaged
-    generator when the checkpoint has one, else the trained weights."""
+    """The generator a run left: (model.Generator, Config, checkpoint path, what was drawn from:
+    "average" or "trained"). weights None: the averaged generator when the checkpoint has one, else
+    the trained weights."""
     cfg, _ = read_run(checkpoint_dir)
+    generator, path, drawn = restore(cfg, checkpoint_dir, checkpoint, weights)
+    return generator, cfg, path, drawn
+
+
+def restore(cfg, checkpoint_dir, checkpoint, weights):
+    """(model.Generator, checkpoint path, "average" or "trained") of the run cfg in checkpoint_dir."""
     path = checkpoint or tf.train.latest_checkpoint(checkpoint_dir)
     if cfg is None or path is None:
         raise UserError(f"no checkpoint in {checkpoint_dir}: train first (python -m dcgan_mnist.train "
-                        f"--checkpoint-dir {checkpoint_dir}) or pass --checkpoint-dir of a run")
+                        f"--checkpoint-dir {checkpoint_dir}), pass --checkpoint-dir of a run, or draw from "
+                        f"the shipped generator with --pretrained")
     generator = Generator(**cfg.generator_kwargs())
     try:
         average = has_average(path)
@@ -88,7 +132,40 @@ def restore_generator(checkpoint_dir, checkpoint=None, weights=None):
         tf.train.Checkpoint(**{"ema" if drawn == "average" else "model": generator}).restore(path).expect_partial()
     except (tf.errors.OpError, ValueError) as e:
         raise UserError(f"{path}: cannot restore checkpoint ({e.__class__.__name__})") from None
-    return generator, cfg, path, drawn
+    return generator, path, drawn
+
+
+# ---------------------------------------------------------------- the pretrained generator
+
+def write_pretrained(source, folder=PRETRAINED_DIR, **about):
+    """source's generator as the shipped pretrained one: its four weights in float16 (generator.npz)
+    and its record (generator.json: the run's settings, its data's fingerprint, and `about`)."""
+    os.makedirs(folder, exist_ok=True)
+    with atomic_write(os.path.join(folder, PRETRAINED_WEIGHTS)) as f:
+        np.savez(f, **{name: v.numpy().astype(np.float16) for name, v in zip(GEN_NAMES, source.generator.gen_vars)})
+    record = dict(about, config=json.loads(source.cfg.to_json()), data_fingerprint=source.fingerprint,
+                  made_from=source.describe())
+    write_json_atomic(record, os.path.join(folder, PRETRAINED_RECORD))
+
+
+def load_pretrained(folder=PRETRAINED_DIR):
+    """The shipped generator (write_pretrained's files) as a Source."""
+    weights, record = os.path.join(folder, PRETRAINED_WEIGHTS), os.path.join(folder, PRETRAINED_RECORD)
+    try:
+        with open(record) as f:
+            about = json.load(f)
+        cfg = Config.from_json(json.dumps(about["config"]))
+        with np.load(weights, allow_pickle=False) as arrays:
+            values = [arrays[name].astype(np.float32) for name in GEN_NAMES]
+        generator = Generator(**cfg.generator_kwargs(),
+                              weights=[tf.Variable(v, name=name) for v, name in zip(values, GEN_NAMES)])
+    except FileNotFoundError as e:
+        raise UserError(f"{e.filename}: missing; the pretrained generator is not installed (reinstall "
+                        f"dcgan-mnist, or remake it: python scripts/make_pretrained.py)") from None
+    except Exception as e:  # a damaged file fails in many ways (zip, json, key, shape)
+        raise UserError(f"{folder}: damaged pretrained generator ({type(e).__name__}: {e}); reinstall "
+                        f"dcgan-mnist") from None
+    return Source(generator, cfg, about["data_fingerprint"], weights, "average")
 
 
 def describe(drawn):

@@ -194,13 +194,17 @@ def add_arguments(parser, cls=Config, only=None):
 
 
 def add_checkpoint_arguments(parser):
-    """--checkpoint-dir, --checkpoint and --weights, as generate, evaluate and export take them."""
-    parser.add_argument("--checkpoint-dir", default=Config.checkpoint_dir,
-                        help="the run's checkpoint folder; its latest checkpoint is used (default: %(default)s)")
+    """--checkpoint-dir, --checkpoint, --weights and --pretrained, as generate, evaluate and export take
+    them (checkpoint.load_generator reads them)."""
+    parser.add_argument("--checkpoint-dir", help="the run's checkpoint folder; its latest checkpoint is used "
+                                                 f"(default: {Config.checkpoint_dir})")
     parser.add_argument("--checkpoint", help="a particular checkpoint, e.g. checkpoints/ckpt-780")
     parser.add_argument("--weights", choices=WEIGHTS,
                         help="draw from the averaged generator (--ema-decay) or the trained weights "
                              "(default: the average when the run has one)")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="draw from the generator shipped with the package (trained on the shipped digits), "
+                             "instead of a run's checkpoint")
 
 
 def check_sampling_arguments(parser, args, outputs):

@@ -446,19 +446,18 @@ def command(p, args):
         p.error(f"--confusion {args.confusion}: must end in .png")
     check_sampling_arguments(p, args, [("--out", args.out), ("--confusion", args.confusion)])
     scored = read_npz(args.npz) if args.npz else None  # a bad file is refused before any work
-    generator, cfg, ckpt_path, drawn = checkpoint.restore_generator(args.checkpoint_dir, args.checkpoint,
-                                                                    args.weights)
-    evaluator = Evaluator(cfg, args.n_per_label, args.seed, args.cache_dir, args.retrain_classifier,
-                          fingerprint=checkpoint.read_run(args.checkpoint_dir)[1])
+    drawn = checkpoint.load_generator(args)
+    evaluator = Evaluator(drawn.cfg, args.n_per_label, args.seed, args.cache_dir, args.retrain_classifier,
+                          fingerprint=drawn.fingerprint)
     if scored is None:
-        result = evaluator(generator, cas=not args.no_cas)
-        result["checkpoint"], result["weights"] = ckpt_path, drawn
-        what = f"checkpoint {ckpt_path} ({checkpoint.describe(drawn)}), {args.n_per_label} images per label"
-        name = f"{os.path.basename(ckpt_path)}, {checkpoint.describe(drawn)}"
+        result = evaluator(drawn.generator, cas=not args.no_cas)
+        result["checkpoint"], result["weights"] = drawn.path, drawn.drawn
+        what = f"{drawn.describe()}, {args.n_per_label} images per label"
+        name = f"{os.path.basename(drawn.path)}, {checkpoint.describe(drawn.drawn)}"
     else:
         result = evaluator.score(*scored, cas=not args.no_cas)
         result["npz"] = args.npz
-        what = f"{args.npz}: {len(scored[1])} images, scored with the run in {args.checkpoint_dir}"
+        what = f"{args.npz}: {len(scored[1])} images, scored with the run of {drawn.path}"
         name = os.path.basename(args.npz)
     print(f"{what}, seed {args.seed}, data {evaluator.source}")
     print(table([("generated" if scored is None else "--npz", result["generated"]),

@@ -14,7 +14,7 @@ import tempfile
 
 import tensorflow as tf
 
-from dcgan_mnist.checkpoint import describe, restore_generator
+from dcgan_mnist.checkpoint import load_generator
 from dcgan_mnist.cli import OneLineErrorParser, add_verbose, run
 from dcgan_mnist.config import add_checkpoint_arguments
 from dcgan_mnist.generate import context
@@ -69,10 +69,10 @@ def command(p, args):
     parent = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(parent):
         p.error(f"--out {args.out}: folder {parent} does not exist")
-    generator, cfg, ckpt_path, drawn = restore_generator(args.checkpoint_dir, args.checkpoint, args.weights)
-    export(generator, args.out)
-    print(f"wrote {args.out}: generator of {ckpt_path} ({describe(drawn)}); "
-          f"signature serving_default(z float32 [N, {cfg.dim_z}], "
+    drawn = load_generator(args)
+    export(drawn.generator, args.out)
+    print(f"wrote {args.out}: generator of {drawn.describe()}; "
+          f"signature serving_default(z float32 [N, {drawn.cfg.dim_z}], "
           f"labels int32 [N]) -> images uint8 [N, 28, 28]")
 
 

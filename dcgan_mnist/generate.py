@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from dcgan_mnist.checkpoint import describe, restore_generator
+from dcgan_mnist.checkpoint import load_generator
 from dcgan_mnist.cli import OneLineErrorParser, add_verbose, run
 from dcgan_mnist.config import add_checkpoint_arguments, check_sampling_arguments
 from dcgan_mnist.files import atomic_write
@@ -206,8 +206,8 @@ def write_digits(model, args, out, labels, source):
 
 def command(p, args):
     out, labels, pairs = check_arguments(p, args)
-    model, _, ckpt_path, drawn = restore_generator(args.checkpoint_dir, args.checkpoint, args.weights)
-    source = f"from {ckpt_path} ({describe(drawn)})"
+    drawn = load_generator(args)
+    model, source = drawn.generator, f"from {drawn.describe()}"
     if args.interpolate:
         write_interpolation(model, args, out, labels, pairs, source)
     else:

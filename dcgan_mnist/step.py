@@ -31,6 +31,7 @@ upstream's names and shapes, so checkpoints are the same. What changes is how:
 TensorFlow's oneDNN kernels are switched on in dcgan_mnist/__init__.py.
 Measurements and the FLOP count: docs/speed.md; scripts/benchmark.py.
 """
+import time
 from typing import Callable, NamedTuple
 
 import keras
@@ -40,6 +41,47 @@ from dcgan_mnist import distribute
 from dcgan_mnist.model import bce, global_moments
 
 PRECISIONS = {"float32": tf.float32, "bf16": tf.bfloat16}
+BF16_INSTRUCTIONS = ("avx512_bf16", "amx_bf16")  # as /proc/cpuinfo names them
+
+
+def cpu_flags(path="/proc/cpuinfo"):
+    """The CPU's instruction-set flags (Linux); empty where they cannot be read."""
+    try:
+        with open(path) as f:
+            return {flag for line in f if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+    except OSError:
+        return set()
+
+
+def bf16_slowdown(cfg, repeats=3):
+    """How many times float32's time the step's largest matmul (h1 x gen_W2) and conv (h1 x discrim_W2)
+    take in bfloat16 here, at cfg's sizes: best of `repeats` each, after one warm-up."""
+    B, W1, W2, W3, y = cfg.batch_size, cfg.dim_W1, cfg.dim_W2, cfg.dim_W3, cfg.dim_y
+    ops = [(lambda a, b: tf.matmul(a, b), [B, W1 + y], [W1 + y, W2 * 7 * 7]),
+           (lambda a, b: tf.nn.conv2d(a, b, 2, "SAME"), [B, 14, 14, W3 + y], [5, 5, W3 + y, W2])]
+    total = {}
+    for dtype in (tf.float32, tf.bfloat16):
+        total[dtype] = 0.0
+        for op, a_shape, b_shape in ops:
+            a, b = tf.ones(a_shape, dtype), tf.ones(b_shape, dtype)
+            times = []
+            for _ in range(repeats + 1):
+                start = time.perf_counter()
+                op(a, b).numpy()
+                times.append(time.perf_counter() - start)
+            total[dtype] += min(times[1:])
+    return total[tf.bfloat16] / total[tf.float32]
+
+
+def bf16_warning(cfg):
+    """For --precision bf16 on a CPU without bf16 instructions, where TensorFlow emulates bfloat16: a
+    line saying so, with the slowdown measured here (bf16_slowdown); else None."""
+    flags = cpu_flags()
+    if not flags or flags & set(BF16_INSTRUCTIONS):
+        return None
+    return (f"warning: --precision bf16: this CPU has no bf16 instructions ({' or '.join(BF16_INSTRUCTIONS)}), "
+            f"so TensorFlow emulates bfloat16; the step's largest matmul and conv took {bf16_slowdown(cfg):.1f}x "
+            f"float32's time in bfloat16 here; on this CPU, --precision float32 is likely faster")
 
 
 def lrelu(X):

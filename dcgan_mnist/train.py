@@ -26,7 +26,7 @@ from dcgan_mnist.evaluate import TrainingHook
 from dcgan_mnist.grid import save_progress_gif, save_visualization
 from dcgan_mnist.model import DCGAN, Generator
 from dcgan_mnist.monitor import Monitor
-from dcgan_mnist.step import TrainSteps, adam_optimizers, make_train_steps, moving_average
+from dcgan_mnist.step import TrainSteps, adam_optimizers, bf16_warning, make_train_steps, moving_average
 
 # ---------------------------------------------------------------- the loop
 
@@ -109,6 +109,10 @@ def start(cfg, stop):
     if strategy.num_replicas_in_sync > 1:
         print(f"replicas: {strategy.num_replicas_in_sync}, {cfg.batch_size // strategy.num_replicas_in_sync} "
               f"images each per iteration")
+    if chief and cfg.precision == "bf16":
+        warning = bf16_warning(cfg)
+        if warning:
+            print(warning)  # the run goes on, as asked
     model, steps, ckpt, averaged = build(cfg, strategy)
     # Made before anything is written: it checks the held-out set.
     hook = TrainingHook(cfg, model, averaged) if chief and (cfg.eval_every_epoch or cfg.eval_every) else None

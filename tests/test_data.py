@@ -82,11 +82,11 @@ def test_folder_with_only_one_training_file(tmp_path):
         data.load_folder(tmp_path)
 
 
-def test_empty_folder_offline_says_what_to_put_where(tmp_path, monkeypatch):
+def test_empty_folder_offline_with_dataset_asked_for_says_what_to_put_where(tmp_path, monkeypatch):
     def offline(dataset):
         raise DataError("cannot download https://example.invalid/mnist.npz (URLError: offline)")
     monkeypatch.setattr(data, "download", offline)
-    cfg = Config(data_dir=str(tmp_path))
+    cfg = Config(data_dir=str(tmp_path), dataset="mnist")  # asked for: no stand-in (test_pretrained.py)
     with pytest.raises(DataError) as e:
         data.load_dataset(cfg)
     msg = str(e.value)
