@@ -32,6 +32,9 @@ if _onednn_pool and not os.environ.get("TF_ONEDNN_USE_SYSTEM_ALLOCATOR"):
 # --verbose is on the command line (or DCGAN_MNIST_VERBOSE is set); cli.run applies --verbose to
 # TensorFlow's later messages. The silencing waits for the first module that imports TensorFlow,
 # so a command that never does (plot) does not load it, nor the Keras it brings.
+# Keras, which TensorFlow imports as it loads, imports matplotlib.pyplot for its optional plotting
+# helpers (keras.visualization), which nothing here calls: matplotlib is kept out while TensorFlow
+# loads, so training and generating load none; plot.py and evaluate --confusion import it to draw.
 
 
 def _load_silenced(load):
@@ -48,8 +51,25 @@ def _load_silenced(load):
     return exec_module
 
 
-class _SilenceTensorFlow(importlib.abc.MetaPathFinder):
-    """Finds tensorflow as usual, once, and loads it with fd 2 pointed at /dev/null."""
+def _load_without_matplotlib(load):
+    def exec_module(module):
+        blocked = "matplotlib" not in sys.modules
+        if blocked:
+            sys.modules["matplotlib"] = None  # an ImportError to Keras's `try: import matplotlib.pyplot`
+        try:
+            load(module)
+        finally:
+            if blocked and sys.modules.get("matplotlib", ...) is None:
+                del sys.modules["matplotlib"]
+    return exec_module
+
+
+class _LoadTensorFlow(importlib.abc.MetaPathFinder):
+    """Finds tensorflow as usual, once, and loads it without matplotlib and, if silence, with fd 2
+    pointed at /dev/null."""
+
+    def __init__(self, silence):
+        self.silence = silence
 
     def find_spec(self, name, path, target=None):
         if name != "tensorflow":
@@ -57,12 +77,15 @@ class _SilenceTensorFlow(importlib.abc.MetaPathFinder):
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.loader is not None:
-            spec.loader.exec_module = _load_silenced(spec.loader.exec_module)
+            load = _load_silenced(spec.loader.exec_module) if self.silence else spec.loader.exec_module
+            spec.loader.exec_module = _load_without_matplotlib(load)
         return spec
 
 
-if "--verbose" not in sys.argv and not os.environ.get("DCGAN_MNIST_VERBOSE") and "tensorflow" not in sys.modules:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.meta_path.insert(0, _SilenceTensorFlow())
+if "tensorflow" not in sys.modules:
+    _silence = "--verbose" not in sys.argv and not os.environ.get("DCGAN_MNIST_VERBOSE")
+    if _silence:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.meta_path.insert(0, _LoadTensorFlow(_silence))
 
 __version__ = "0.1.0"

@@ -120,7 +120,8 @@ def check_pair(images, labels, images_name, labels_name):
         raise DataError(f"{images_name}: no images")
     if labels.min() < 0 or labels.max() > 9:
         bad = labels[(labels < 0) | (labels > 9)][0]
-        raise DataError(f"{labels_name}: label {bad} outside 0 to 9")
+        raise DataError(f"{labels_name}: label {bad} outside 0 to 9 (labels range from {labels.min()} to "
+                        f"{labels.max()})")
     return images, labels.astype(np.int64)
 
 
@@ -143,23 +144,47 @@ def load_shipped(fallback=None):
                    name="mnist_test", fallback=fallback)
 
 
-def load_npz(path):
-    """A Keras-style mnist.npz: x_train, y_train and, when present, x_test, y_test."""
+MNIST_NPZ = (("x_train", "y_train"), ("x_test", "y_test"))  # Keras's mnist.npz, the test pair optional
+MNIST_NPZ_HOLDS = "an mnist.npz holds x_train, y_train, x_test, y_test"
+
+
+def read_npz(path, keys, where=None):
+    """{key: array} of the arrays named keys that the .npz file holds (those it has); DataError
+    naming where (default: path) when it is no readable .npz."""
+    where = where or path
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zlib.error, KeyError) as e:
-        raise DataError(f"{path}: not a readable npz file ({e})") from None
-    except Exception as e:  # zipfile.BadZipFile and friends from a damaged archive
-        raise DataError(f"{path}: not a readable npz file ({type(e).__name__}: {e})") from None
-    for key in ("x_train", "y_train"):
+        with open(path, "rb") as head:
+            magic = head.read(6)
+    except OSError as e:
+        raise DataError(f"{where}: cannot read: {e.strerror or e}") from None
+    # Neither a zip (an .npz) nor an .npy: np.load would try pickle and say so, unhelpfully.
+    if not magic.startswith(b"PK") and magic != b"\x93NUMPY":
+        raise DataError(f"{where}: not an .npz file (an .npz is a zip archive of arrays)")
+    try:
+        f = np.load(path, allow_pickle=False)
+        if isinstance(f, np.lib.npyio.NpzFile):
+            with f:  # reading an array can fail too: a damaged member, a pickled object array
+                return {key: f[key] for key in keys if key in f.files}
+    except Exception as e:  # a damaged archive fails in many ways: BadZipFile, zlib.error, EOFError, ValueError...
+        raise DataError(f"{where}: not a readable .npz file ({type(e).__name__}: {' '.join(str(e).split())})") from None
+    raise DataError(f"{where}: one array (an .npy file), not an .npz of named arrays")
+
+
+def load_npz(path, pairs=MNIST_NPZ, where=None, holds=MNIST_NPZ_HOLDS):
+    """The (images, labels) pairs of an .npz file, each checked (check_pair), in one tuple: by default
+    a Keras-style mnist.npz's x_train, y_train and x_test, y_test ((None, None) when absent). The
+    first pair is required: DataError naming where (default: path) and what the file `holds` if not."""
+    where = where or path
+    arrays = read_npz(path, [key for pair in pairs for key in pair], where)
+    for key in pairs[0]:
         if key not in arrays:
-            raise DataError(f"{path}: no array '{key}' (an mnist.npz holds x_train, y_train, x_test, y_test)")
-    train = check_pair(arrays["x_train"], arrays["y_train"], f"{path}[x_train]", f"{path}[y_train]")
-    test = (None, None)
-    if "x_test" in arrays and "y_test" in arrays:
-        test = check_pair(arrays["x_test"], arrays["y_test"], f"{path}[x_test]", f"{path}[y_test]")
-    return train + test
+            raise DataError(f"{where}: no array '{key}' ({holds})")
+    loaded = ()
+    for images, labels in pairs:
+        present = images in arrays and labels in arrays
+        loaded += check_pair(arrays[images], arrays[labels], f"{where}[{images}]", f"{where}[{labels}]") \
+            if present else (None, None)
+    return loaded
 
 
 def _find(folder, name):
@@ -283,6 +308,27 @@ def mnist_with_valid_set(images, labels, valid_size, seed):
     images, labels = images[order], labels[order]
     n_train = len(images) - valid_size
     return images[:n_train], images[n_train:], labels[:n_train], labels[n_train:]
+
+
+class Split(NamedTuple):
+    """A run's data as train.py splits it: the training split, and the held-out images that neither
+    the GAN nor the evaluation's classifier trains on (the validation split, then the data's test set
+    when it has one)."""
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    held_images: np.ndarray
+    held_labels: np.ndarray
+    source: str      # where the data were read from
+    valid_size: int  # how many of the held-out images are the validation split
+
+
+def split_run(dataset, valid_size, seed):
+    """The Split of a Dataset by a run's --valid-size and seed (mnist_with_valid_set)."""
+    trX, vaX, trY, vaY = mnist_with_valid_set(dataset.train_images, dataset.train_labels, valid_size, seed)
+    if dataset.test_images is not None:
+        vaX = np.concatenate([vaX, dataset.test_images])
+        vaY = np.concatenate([vaY, dataset.test_labels])
+    return Split(trX, trY, vaX, vaY, dataset.source, valid_size)
 
 
 def epoch_order(n, seed, epoch):

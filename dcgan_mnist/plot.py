@@ -6,17 +6,21 @@ distance, against iteration: the trained weights and, when the run kept one, the
 generator. The held-out real reference, a dashed line in each panel, is the hook's own: the
 {"real": ...} line it writes when it starts (the same classifier and sample size as the curves);
 --real takes it instead from the JSON that `python -m dcgan_mnist.evaluate --out FILE` writes.
+
+Also the confusion picture of `python -m dcgan_mnist.evaluate --confusion FILE.png` (write_confusion).
 """
 import json
 import os
 import sys
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from dcgan_mnist.cli import OneLineErrorParser, UserError, add_verbose, run
 from dcgan_mnist.config import METRICS_FILE, Config, check_output_folders
 from dcgan_mnist.files import atomic_write
+from dcgan_mnist.metrics import N_LABELS
 
 FIGURES = (("label_agreement", "label agreement (higher is better)"),
            ("classifier_score", "classifier score (out of 10, higher is better)"),
@@ -25,6 +29,7 @@ FIGURES = (("label_agreement", "label agreement (higher is better)"),
 # approach the real reference, and differ, is a flat line at the bottom.
 LOG_SCALE = ("frechet_distance",)
 SIZE = (12.0, 3.6)  # inches, at DPI: a 1200 x 360 picture
+CONFUSION_SIZE = (6.0, 5.4)  # inches, at DPI: a 600 x 540 picture
 DPI = 100
 
 
@@ -113,6 +118,29 @@ def draw(records, real, title):
         ax.grid(alpha=0.3)
     fig.axes[0].legend(fontsize="small")
     return fig
+
+
+def draw_confusion(shares, title):
+    """A 10 x 10 picture of confusion shares: requested label (rows) against label read (columns)."""
+    fig = Figure(figsize=CONFUSION_SIZE, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (row, col), share in np.ndenumerate(shares):
+        if share >= 0.005:  # blank cells for zero: the mistakes stand out
+            ax.text(col, row, f"{share:.2f}", ha="center", va="center", fontsize="small",
+                    color="white" if share > 0.5 else "black")
+    ax.set_xticks(range(N_LABELS))
+    ax.set_yticks(range(N_LABELS))
+    ax.set_xlabel("label read by the classifier")
+    ax.set_ylabel("label requested")
+    ax.set_title(title, fontsize="medium")
+    return fig
+
+
+def write_confusion(shares, title, path):
+    with atomic_write(path) as f:
+        draw_confusion(np.asarray(shares), title).savefig(f, format="png")
 
 
 def command(p, args):

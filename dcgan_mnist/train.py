@@ -22,8 +22,8 @@ import tensorflow as tf
 from dcgan_mnist import checkpoint, data, distribute, folder
 from dcgan_mnist.cli import OneLineErrorParser, Stopped, UserError, run
 from dcgan_mnist.config import Config, ConfigError, add_arguments, flag_name, from_args
-from dcgan_mnist.evaluate import TrainingHook
 from dcgan_mnist.grid import save_progress_gif, save_visualization
+from dcgan_mnist.hook import TrainingHook
 from dcgan_mnist.model import DCGAN, Generator
 from dcgan_mnist.monitor import Monitor
 from dcgan_mnist.step import TrainSteps, adam_optimizers, bf16_warning, make_train_steps, moving_average
@@ -103,8 +103,10 @@ def start(cfg, stop):
         distribute.quiet_worker(strategy)
     else:
         folder.check_free(cfg.checkpoint_dir)  # a folder another trainer holds: refused at once
-    cfg, trX, trY, fingerprint = prepare(cfg)
-    images, labels = data.as_tensors(trX, trY)  # the numpy arrays go (upstream held float64 copies)
+    cfg, split, fingerprint = prepare(cfg)
+    # The training split as tensors, one copy for every epoch (upstream held float64 copies); the
+    # numpy arrays stay only for a hook, which also takes the held-out images.
+    images, labels = data.as_tensors(split.train_images, split.train_labels)
     print(f"seed: {cfg.seed}")
     if strategy.num_replicas_in_sync > 1:
         print(f"replicas: {strategy.num_replicas_in_sync}, {cfg.batch_size // strategy.num_replicas_in_sync} "
@@ -115,12 +117,12 @@ def start(cfg, stop):
             print(warning)  # the run goes on, as asked
     model, steps, ckpt, averaged = build(cfg, strategy)
     # Made before anything is written: it checks the held-out set.
-    hook = TrainingHook(cfg, model, averaged) if chief and (cfg.eval_every_epoch or cfg.eval_every) else None
+    hook = TrainingHook(cfg, model, averaged, split) if chief and (cfg.eval_every_epoch or cfg.eval_every) else None
     saver = Saver.restore(cfg, ckpt, strategy, chief)
     if chief:
         os.makedirs(cfg.vis_dir, exist_ok=True)
         checkpoint.write_run(cfg, fingerprint)
-    steps_per_epoch = len(trX) // cfg.batch_size
+    steps_per_epoch = len(split.train_images) // cfg.batch_size
     total = cfg.n_epochs * steps_per_epoch
     if cfg.max_iterations is not None:
         total = min(total, cfg.max_iterations)
@@ -248,8 +250,9 @@ class Grids:
 # ---------------------------------------------------------------- before anything is written
 
 def prepare(cfg):
-    """Check everything and load the data before anything is written. Returns
-    (cfg with its seed resolved, training images, training labels, fingerprint). cfg is validated."""
+    """Check everything and load the data before anything is written. Returns (cfg with its seed
+    resolved, the data.Split: training split and held-out images, the training split's fingerprint).
+    cfg is validated."""
     # --force-new: the folder's run is moved aside once every check has passed (take_folder).
     saved, saved_fingerprint = (None, None) if cfg.force_new else checkpoint.read_run(cfg.checkpoint_dir)
     for name in ("seed", "dataset", "valid_size"):
@@ -272,7 +275,8 @@ def prepare(cfg):
     if cfg.valid_size >= len(dataset.train_images):
         raise ConfigError(f"--valid-size {cfg.valid_size} leaves no training images of the "
                           f"{len(dataset.train_images)} in {dataset.source}; pass a smaller --valid-size")
-    trX, _, trY, _ = data.mnist_with_valid_set(dataset.train_images, dataset.train_labels, cfg.valid_size, cfg.seed)
+    split = data.split_run(dataset, cfg.valid_size, cfg.seed)
+    trX, trY = split.train_images, split.train_labels
     if cfg.batch_size > len(trX):
         raise ConfigError(f"--batch-size {cfg.batch_size} is larger than the {len(trX)} training images "
                           f"({len(dataset.train_images)} in {dataset.source} less --valid-size {cfg.valid_size})")
@@ -283,7 +287,7 @@ def prepare(cfg):
     for flag, path in (("--checkpoint-dir", cfg.checkpoint_dir), ("--vis-dir", cfg.vis_dir)):
         folder.probe_writable(path, flag)
     print(f"data: {len(trX)} training images from {dataset.source} ({cfg.valid_size} held out)")
-    return cfg, trX, trY, fingerprint
+    return cfg, split, fingerprint
 
 
 def make_gif(cfg):

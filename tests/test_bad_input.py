@@ -87,7 +87,7 @@ CASES = {
     "images_not_28x28": (["--train-images", "{not_28x28}"], ["not_28x28", "32 x 32, expected 28 x 28"]),
     "corrupt_gzip": (["--train-images", "{corrupt_gz}"], ["corrupt_gz", "corrupt gzip stream"]),
     "npz_without_arrays": ("npz_dir", ["mnist.npz", "no array 'x_train'"]),
-    "npz_damaged": ("bad_npz_dir", ["mnist.npz", "not a readable npz file"]),
+    "npz_damaged": ("bad_npz_dir", ["mnist.npz", "not a readable .npz file"]),
     "checkpoint_dir_under_a_file": (["--checkpoint-dir", "{a_file}/ckpt"], ["--checkpoint-dir", "is a file"]),
     "vis_dir_is_a_file": (["--vis-dir", "{a_file}"], ["--vis-dir", "is a file, not a folder"]),
 }

@@ -71,7 +71,7 @@ def test_npz_reading_and_missing_arrays(tmp_path):
     with pytest.raises(DataError, match="no array 'y_train'"):
         data.load_folder(tmp_path)
     (tmp_path / "mnist.npz").write_bytes(b"PK\x03\x04garbage")
-    with pytest.raises(DataError, match="not a readable npz"):
+    with pytest.raises(DataError, match="not a readable .npz"):
         data.load_folder(tmp_path)
 
 

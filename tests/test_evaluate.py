@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SHARED_MNIST, SMALL_FLAGS, write_idx
-from dcgan_mnist import data, evaluate, metrics, train
+from conftest import ROOT, SHARED_MNIST, SMALL_FLAGS, write_idx
+from dcgan_mnist import classifier, data, evaluate, metrics, train
 from dcgan_mnist.config import Config
 
 MNIST = str(SHARED_MNIST)
@@ -52,7 +52,8 @@ def mnist_run(tmp_path_factory):
     assert train.main(SMALL + flags + ["--max-iterations", "1", "--checkpoint-dir", str(folder / "ckpt"),
                                        "--vis-dir", str(folder / "vis")]) == 0
     cfg = Config(train_images=str(folder / "images"), train_labels=str(folder / "labels"), valid_size=2000, seed=1)
-    evaluator = evaluate.Evaluator(cfg, n_per_label=100, cache_dir=str(folder / "cache"), steps=STEPS)
+    evaluator = evaluate.Evaluator(evaluate.run_data(cfg), n_per_label=100, cache_dir=str(folder / "cache"),
+                                   steps=STEPS)
     return dict(folder=folder, evaluator=evaluator, images=images[unseen], labels=labels[unseen])
 
 
@@ -70,7 +71,7 @@ def unseen_scored(mnist_run):
     np.savez(folder / "unseen.npz", images=mnist_run["images"][:1000], labels=mnist_run["labels"][:1000])
     out, picture = folder / "unseen.json", folder / "unseen-confusion.png"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(evaluate, "CLASSIFIER_STEPS", STEPS)
+        mp.setattr(classifier, "CLASSIFIER_STEPS", STEPS)
         assert evaluate.main(["--checkpoint-dir", str(folder / "ckpt"), "--npz", str(folder / "unseen.npz"),
                               "--n-per-label", "100", "--cache-dir", str(folder / "cache"), "--out", str(out),
                               "--confusion", str(picture)]) == 0
@@ -136,26 +137,26 @@ def test_ten_real_digits_repeated_lose_recall_cas_and_kid(mnist_run, unseen_scor
 
 @needs_mnist
 def test_held_out_real_digits_score_high(real_digits):
-    classifier, images, labels = real_digits
-    feats, probs = evaluate.features_and_probs(classifier, images)
+    reader, images, labels = real_digits
+    feats, probs = classifier.features_and_probs(reader, images)
     assert metrics.label_agreement(probs, labels) > 0.9
     assert metrics.classifier_score(probs) > 8
     # Two halves of the same real digits are close; noise is far.
     noise = np.random.default_rng(0).integers(0, 256, size=images[:1000].shape, dtype=np.uint8)
-    noise_feats, _ = evaluate.features_and_probs(classifier, noise)
+    noise_feats, _ = classifier.features_and_probs(reader, noise)
     real_fd = metrics.frechet_distance(feats[:1000], feats[1000:])
     assert metrics.frechet_distance(noise_feats, feats[1000:]) > 10 * real_fd
 
 
 @needs_mnist
 def test_noise_and_one_repeated_image_score_low(real_digits):
-    classifier, images, labels = real_digits
+    reader, images, labels = real_digits
     noise = np.random.default_rng(0).integers(0, 256, size=images.shape, dtype=np.uint8)
-    _, probs = evaluate.features_and_probs(classifier, noise)
+    _, probs = classifier.features_and_probs(reader, noise)
     assert metrics.label_agreement(probs, labels) < 0.3
     assert metrics.classifier_score(probs) < 3
     repeated = np.repeat(images[:1], len(images), axis=0)
-    _, probs = evaluate.features_and_probs(classifier, repeated)
+    _, probs = classifier.features_and_probs(reader, repeated)
     assert metrics.label_agreement(probs, labels) < 0.2  # right for one label in ten
     assert metrics.classifier_score(probs) == pytest.approx(1, abs=1e-3)
 
@@ -187,12 +188,16 @@ def bad_npz_files(folder):
              "float labels": dict(images=images, labels=labels.astype(float)),
              "labels short": dict(images=images, labels=labels[:19]),
              "object labels": dict(images=images, labels=np.array([None] * 20))}
+    # The file's checks are data.check_pair's, as for any training data; the --npz minimum is evaluate's.
     says = {"missing": "No such file", "garbage": "not an .npz file", "truncated": "not a readable .npz",
             "npy": "not an .npz", "no labels": "no array 'labels'", "no images": "no array 'images'",
-            "float images": "float32, not uint8", "flat images": "[20, 784], not [N, 28, 28]",
-            "28x27 images": "not [N, 28, 28]", "9 images": "9 images; KID and precision/recall need at least 10",
-            "labels 10": "1 to 10, not within 0..9", "labels -1": "-1 to 8", "float labels": "float64, not integers",
-            "labels short": "[19], not [20]", "object labels": "not a readable .npz"}
+            "float images": "uint8 pixels, got float32", "flat images": "[N, 28, 28], got shape (20, 784)",
+            "28x27 images": "28 x 27, expected 28 x 28",
+            "9 images": "9 images; KID and precision/recall need at least 10",
+            "labels 10": "label 10 outside 0 to 9 (labels range from 1 to 10)",
+            "labels -1": "label -1 outside 0 to 9 (labels range from -1 to 8)",
+            "float labels": "integers, got float64", "labels short": "has 20 images but", "object labels":
+            "not a readable .npz"}
     for name, content in cases.items():
         path = folder / (name.replace(" ", "-") + (".npy" if name == "npy" else ".npz"))
         if isinstance(content, bytes):
@@ -212,7 +217,7 @@ def test_evaluate_refuses_a_bad_npz_in_one_line_and_writes_nothing(tmp_path, cap
                               "--confusion", str(picture)])
         err = capsys.readouterr().err
         assert code == 2, name
-        assert err.startswith(f"error: --npz {path}: ") and err.count("\n") == 1 and says in err, (name, err)
+        assert err.startswith(f"error: --npz {path}") and err.count("\n") == 1 and says in err, (name, err)
         assert not out.exists() and not picture.exists(), name
 
 
@@ -220,18 +225,6 @@ def test_confusion_wants_a_png(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit:
         evaluate.main(["--checkpoint-dir", str(tmp_path), "--confusion", str(tmp_path / "c.jpg")])
     assert exit.value.code == 2 and "--confusion" in capsys.readouterr().err
-
-
-@pytest.mark.slow
-@needs_mnist
-def test_figures_move_the_right_way_between_an_early_and_a_later_checkpoint(tmp_path):
-    """scripts/checkpoint_progress.py: the default model on 8,000 MNIST test digits, ckpt-62 (one
-    epoch) against ckpt-620 (ten), both scored with CAS: 12 minutes on 2 shared cores (695 s), as no
-    smaller model learns digits in a few hundred iterations (--dim-w1 128 --dim-w2 32 --dim-w3 16:
-    label agreement 0.44 at iteration 744, KID down by 2 spreads only)."""
-    script = os.path.join(os.path.dirname(__file__), "..", "scripts", "checkpoint_progress.py")
-    r = subprocess.run([sys.executable, script, "--work", str(tmp_path)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
 
 # ---------------------------------------------------------------- cache and determinism
@@ -243,23 +236,23 @@ def toy_data(n=256, seed=0):
 
 def test_classifier_is_cached_by_its_training_data(tmp_path):
     images, labels = toy_data()
-    first, path, trained = evaluate.load_or_train_classifier(images, labels, 0, str(tmp_path), steps=3)
+    first, path, trained = classifier.load_or_train_classifier(images, labels, 0, str(tmp_path), steps=3)
     assert trained and os.path.isfile(path)
-    again, path2, trained = evaluate.load_or_train_classifier(images, labels, 0, str(tmp_path), steps=3)
+    again, path2, trained = classifier.load_or_train_classifier(images, labels, 0, str(tmp_path), steps=3)
     assert not trained and path2 == path
     for a, b in zip(first.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)
     labels = labels.copy()
     labels[0] = (labels[0] + 1) % 10  # one label changed: other data, another classifier
-    _, path3, trained = evaluate.load_or_train_classifier(images, labels, 0, str(tmp_path), steps=3)
+    _, path3, trained = classifier.load_or_train_classifier(images, labels, 0, str(tmp_path), steps=3)
     assert trained and path3 != path
-    _, _, trained = evaluate.load_or_train_classifier(images, labels, 0, str(tmp_path), retrain=True, steps=3)
+    _, _, trained = classifier.load_or_train_classifier(images, labels, 0, str(tmp_path), retrain=True, steps=3)
     assert trained
 
 
 def test_classifier_is_deterministic_with_its_seed():
     images, labels = toy_data()
-    a, b, c = (evaluate.train_classifier(images, labels, seed, steps=4) for seed in (3, 3, 4))
+    a, b, c = (classifier.train_classifier(images, labels, seed, steps=4) for seed in (3, 3, 4))
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
     assert not np.array_equal(a.get_weights()[0], c.get_weights()[0])
@@ -276,10 +269,10 @@ def shifted(image, dy, dx):
 def test_the_shift_augments_training_only_by_whole_pixels():
     images, labels = toy_data(64)
     x = images[..., None].astype(np.float32) + 1  # no zero pixel: a shifted-in zero shows
-    shift = evaluate.build_classifier(0).get_layer("shift")
+    shift = classifier.build_classifier(0).get_layer("shift")
     np.testing.assert_array_equal(shift(x, training=False).numpy(), x)
     moved = shift(x, training=True).numpy()
-    r = evaluate.CLASSIFIER_SHIFT
+    r = classifier.CLASSIFIER_SHIFT
     seen = set()
     for image, out in zip(x, moved):
         found = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)
@@ -290,22 +283,22 @@ def test_the_shift_augments_training_only_by_whole_pixels():
     # A trained classifier's inference is deterministic: no shift, no dropout. predict's batches of 32 and
     # one call on all 64 sum in another order on some CPUs (AVX2's kernels block by batch size): float32
     # rounding of a logit, a few units of 1.2e-7 times its size; the shift or dropout move logits by tenths.
-    classifier = evaluate.train_classifier(images, labels, 0, steps=3)
-    first = classifier.predict(images[..., None], verbose=0)
-    np.testing.assert_array_equal(first, classifier.predict(images[..., None], verbose=0))
-    np.testing.assert_allclose(first, classifier(images[..., None], training=False).numpy(), rtol=0,
+    trained = classifier.train_classifier(images, labels, 0, steps=3)
+    first = trained.predict(images[..., None], verbose=0)
+    np.testing.assert_array_equal(first, trained.predict(images[..., None], verbose=0))
+    np.testing.assert_allclose(first, trained(images[..., None], training=False).numpy(), rtol=0,
                                atol=1e-5 * np.abs(first).max())
-    _, probs = evaluate.features_and_probs(classifier, images)
-    np.testing.assert_array_equal(probs, evaluate.features_and_probs(classifier, images)[1])
+    _, probs = classifier.features_and_probs(trained, images)
+    np.testing.assert_array_equal(probs, classifier.features_and_probs(trained, images)[1])
 
 
 def test_classifier_steps_grow_with_the_data_between_a_floor_and_a_ceiling(monkeypatch):
-    assert evaluate.classifier_steps(300) == evaluate.CLASSIFIER_MIN_STEPS
-    assert evaluate.classifier_steps(8000) == 2000  # 32 epochs of the 8,000 MNIST digits
-    assert evaluate.classifier_steps(12000) == 3000
-    assert evaluate.classifier_steps(50000) == evaluate.CLASSIFIER_MAX_STEPS == 6000
-    monkeypatch.setattr(evaluate, "CLASSIFIER_STEPS", 3)
-    assert evaluate.classifier_steps(50000) == 3
+    assert classifier.classifier_steps(300) == classifier.CLASSIFIER_MIN_STEPS
+    assert classifier.classifier_steps(8000) == 2000  # 32 epochs of the 8,000 MNIST digits
+    assert classifier.classifier_steps(12000) == 3000
+    assert classifier.classifier_steps(50000) == classifier.CLASSIFIER_MAX_STEPS == 6000
+    monkeypatch.setattr(classifier, "CLASSIFIER_STEPS", 3)
+    assert classifier.classifier_steps(50000) == 3
 
 
 # ---------------------------------------------------------------- CLI and training hook
@@ -323,8 +316,8 @@ def toy_files(tmp_path):
 
 @pytest.fixture
 def small_eval(tmp_path, monkeypatch):
-    monkeypatch.setattr(evaluate, "CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(evaluate, "CLASSIFIER_STEPS", 3)
+    monkeypatch.setattr(classifier, "CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(classifier, "CLASSIFIER_STEPS", 3)
 
 
 def test_training_hook_writes_metrics_and_evaluate_reads_the_run(tmp_path, toy_files, small_eval, capsys):
@@ -374,6 +367,66 @@ def test_training_hook_writes_metrics_and_evaluate_reads_the_run(tmp_path, toy_f
         result = json.load(f)
     assert result["weights"] == "trained"
     assert result["generated"]["frechet_distance"] == pytest.approx(lines[-1]["frechet_distance"], rel=1e-4)
+
+
+def test_the_hook_scores_the_split_training_holds_without_loading_the_data_again(tmp_path, tiny_idx, small_eval,
+                                                                                 monkeypatch, capsys):
+    loads = []
+    load_dataset = data.load_dataset
+    monkeypatch.setattr(data, "load_dataset", lambda cfg: loads.append(cfg) or load_dataset(cfg))
+    # 64 training images, 20 held out, and the folder's 20 test images: 40 held-out real images.
+    assert train.main(TINY + ["--data-dir", str(tiny_idx), "--valid-size", "20", "--max-iterations", "2",
+                              "--eval-every", "2", "--eval-n-per-label", "2", "--checkpoint-dir",
+                              str(tmp_path / "ckpt"), "--vis-dir", str(tmp_path / "vis")]) == 0
+    out = capsys.readouterr().out
+    assert len(loads) == 1, f"the data were loaded {len(loads)} times"
+    assert "classifier: training on 44 images" in out and "accurate on 40 held-out real images" in out
+
+
+def test_importing_train_loads_neither_matplotlib_nor_the_classifier():
+    """Only a run that measures quality loads the classifier (Keras's, through evaluate); none draws."""
+    code = ("import sys, dcgan_mnist.train; loaded = [m for m in ('matplotlib', 'dcgan_mnist.classifier', "
+            "'dcgan_mnist.evaluate') if m in sys.modules]; assert not loaded, loaded")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_evaluate_over_seeds_prints_the_mean_and_half_the_range(tmp_path, toy_files, small_eval, capsys):
+    ckpt = str(tmp_path / "ckpt")
+    assert train.main(TINY + toy_files + ["--valid-size", "100", "--max-iterations", "1", "--checkpoint-dir", ckpt,
+                                          "--vis-dir", str(tmp_path / "vis")]) == 0
+    capsys.readouterr()
+    out_json = str(tmp_path / "seeds.json")
+    assert evaluate.main(["--checkpoint-dir", ckpt, "--seeds", "3", "4", "--n-per-label", "5", "--no-cas",
+                          "--weights", "trained", "--out", out_json]) == 0
+    out = capsys.readouterr().out
+    with open(out_json) as f:
+        written = json.load(f)
+    assert written["seeds"] == [3, 4] and [r["seed"] for r in written["results"]] == [3, 4]
+    assert all(r["weights"] == "trained" for r in written["results"])
+    # The seed sets the classifier, the noise and the halves: the figures differ between seeds.
+    first, second = (r["generated"]["frechet_distance"] for r in written["results"])
+    assert first != second
+    for row in ("generated", "real"):
+        values = [r[row]["frechet_distance"] for r in written["results"]]
+        assert written["summary"][row]["frechet_distance"] == pytest.approx(
+            dict(mean=np.mean(values), half_range=(max(values) - min(values)) / 2))
+        assert written["summary"][row]["cas"] is None  # --no-cas
+    # One Markdown table: the head, its rule, the generated row and the held-out real row.
+    table = [line for line in out.splitlines() if line.startswith("|")]
+    assert len(table) == 4 and table[0].startswith("| | agreement | score | Frechet | KID")
+    mean = written["summary"]["generated"]["label_agreement"]
+    assert table[2].startswith(f"| generated | {mean['mean']:.4f} ± {mean['half_range']:.4f} |")
+    assert table[3].startswith("| held-out real |") and table[3].split(" | ")[7] == "-"  # CAS: not measured
+    assert out.count("seed 3, data") == out.count("seed 4, data") == 1
+    # --seed and --seeds exclude each other; --seed alone keeps writing one result.
+    with pytest.raises(SystemExit):
+        evaluate.main(["--checkpoint-dir", ckpt, "--seed", "1", "--seeds", "1", "2"])
+    assert evaluate.main(["--checkpoint-dir", ckpt, "--seed", "3", "--n-per-label", "5", "--no-cas",
+                          "--weights", "trained", "--out", out_json]) == 0
+    with open(out_json) as f:
+        assert json.load(f)["generated"] == written["results"][0]["generated"]
 
 
 def test_evaluate_without_a_checkpoint_exits_2(tmp_path, capsys):

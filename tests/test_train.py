@@ -215,9 +215,9 @@ def test_short_run_on_fashion_mnist(tmp_path, capsys, monkeypatch):
 
 
 def test_run_record_holds_absolute_data_paths_so_other_commands_work_from_any_folder(tmp_path, monkeypatch):
-    from dcgan_mnist import evaluate
-    monkeypatch.setattr(evaluate, "CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(evaluate, "CLASSIFIER_STEPS", 2)
+    from dcgan_mnist import classifier, evaluate
+    monkeypatch.setattr(classifier, "CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(classifier, "CLASSIFIER_STEPS", 2)
     images, labels = random_digits(64)
     (tmp_path / "job").mkdir()
     write_idx(tmp_path / "job" / "images", images)
