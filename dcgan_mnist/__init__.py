@@ -7,9 +7,10 @@ import sys
 
 from dcgan_mnist.cli import show_tensorflow_messages
 
-# TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX-512 VNNI/BF16 or AMX;
-# elsewhere (AVX2 only, as on the 2-core machines this was measured on) convs run on Eigen's
-# generic kernels, 1.3 to 1.5x slower per training iteration (docs/speed.md). Set before TensorFlow
+# TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX-512 VNNI/BF16 or AMX.
+# The project is measured on two kinds of 2-core machine: AVX-512 with bf16, where TensorFlow turns
+# them on itself, and AVX2 only, where it would leave them off and convs would run on Eigen's
+# generic kernels, about 1.34x slower per training iteration (docs/speed.md). Set before TensorFlow
 # loads; TF_ENABLE_ONEDNN_OPTS=0 in the environment still turns them off.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 

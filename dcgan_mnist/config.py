@@ -2,8 +2,10 @@
 
 The command line of `python -m dcgan_mnist.train` is built from these fields (add_arguments), and
 the settings of a run are saved beside its checkpoints (run.json, checkpoint.py) so that resume,
-generate, evaluate and export read them back instead of asking the user again. No default is
-written anywhere else.
+generate, evaluate and export read them back instead of asking the user again. Each setting's
+default is written here only: the other modules read theirs from Config (Config.dim_z, ...). Numbers
+elsewhere that look alike are other things: model.DCGAN's batch_size=100 is upstream model.py's own
+default, and docstrings quoting upstream give upstream's figures.
 """
 import dataclasses
 import json
@@ -21,6 +23,10 @@ WEIGHTS = ("average", "trained")  # what generate, evaluate and export draw from
 DATASETS = ("mnist", "fashion_mnist", "mnist_test")
 VALID_SIZE = 10000  # held out by default (upstream's validation set)
 VALID_SIZE_SHIPPED = 2000  # of the 10,000 shipped digits: 8,000 train, 62 iterations an epoch
+# The generator's sizes (model.Generator's arguments, Config.generator_kwargs), and the settings
+# model.DCGAN takes (Config.model_kwargs; `python -m dcgan_mnist.model` has a flag for each).
+GENERATOR_SIZES = ("dim_z", "dim_y", "dim_W1", "dim_W2", "dim_W3", "dim_channel")
+MODEL_SETTINGS = ("batch_size", "upstream_quirks") + GENERATOR_SIZES
 
 
 class ConfigError(UserError, ValueError):
@@ -99,9 +105,8 @@ class Config:
 
     # ---- derived and checked ----
     def generator_kwargs(self):
-        """model.Generator's sizes."""
-        return dict(dim_z=self.dim_z, dim_y=self.dim_y, dim_W1=self.dim_W1, dim_W2=self.dim_W2, dim_W3=self.dim_W3,
-                    dim_channel=self.dim_channel)
+        """model.Generator's sizes: Generator(**cfg.generator_kwargs()) has the run's shapes."""
+        return {name: getattr(self, name) for name in GENERATOR_SIZES}
 
     def model_kwargs(self):
         """model.DCGAN's arguments."""

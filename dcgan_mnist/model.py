@@ -22,7 +22,7 @@ import sys
 import tensorflow as tf
 
 from dcgan_mnist.cli import OneLineErrorParser, add_verbose, run
-from dcgan_mnist.config import Config, add_arguments, from_args
+from dcgan_mnist.config import MODEL_SETTINGS, Config, add_arguments, from_args
 
 
 def batchnormalize(X, eps=1e-8):
@@ -107,11 +107,6 @@ class Generator(tf.Module):
     @property
     def gen_vars(self):
         return [self.gen_W1, self.gen_W2, self.gen_W3, self.gen_W4]
-
-    def sizes(self):
-        """The constructor's size arguments: another Generator(**g.sizes()) has g's shapes."""
-        return dict(dim_z=self.dim_z, dim_y=self.dim_y, dim_W1=self.dim_W1, dim_W2=self.dim_W2, dim_W3=self.dim_W3,
-                    dim_channel=self.dim_channel)
 
     def generate(self, Z, Y):
         """Z [B, dim_z], Y one-hot [B, dim_y] -> logits [B, 28, 28, dim_channel]."""
@@ -248,9 +243,6 @@ def shapes(model):
             ("discriminate", traced_shapes(model.discriminate, (image_real, Y), WALKTHROUGH["discriminate"]))]
 
 
-SIZE_FLAGS = ("batch_size", "dim_z", "dim_y", "dim_W1", "dim_W2", "dim_W3", "dim_channel", "upstream_quirks")
-
-
 def print_shapes(args):
     cfg = from_args(args).validate()
     for section, rows in shapes(DCGAN(**cfg.model_kwargs(), seed=0)):
@@ -262,7 +254,7 @@ def print_shapes(args):
 def main(argv=None):
     parser = OneLineErrorParser(prog="python -m dcgan_mnist.model", description="Print every weight's and layer's "
                                 "shape of the model built with these sizes, in the walkthrough's order.")
-    add_arguments(parser, only=SIZE_FLAGS)
+    add_arguments(parser, only=MODEL_SETTINGS)
     add_verbose(parser)
     return run(parser, argv, print_shapes)
 

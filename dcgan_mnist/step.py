@@ -235,7 +235,9 @@ def discriminate_pair(m, image_real, image_gen, Y, stack, dtype=tf.float32):
 def build_model(m, Z, Y, image_real, dtype=tf.float32, stack=True):
     """m.build_model(Z, Y, image_real): d_cost, g_cost, p_real, p_gen. image_real=None, for a G
     iteration whose figures are not printed: G's update needs only D(generated), so D's pass
-    on the real batch (4.3 of the iteration's 26.1 GFLOP) is skipped; d_cost and p_real are NaN."""
+    on the real batch is skipped; d_cost and p_real are NaN. What it saves: `python scripts/benchmark.py
+    flops`, "G iteration" of line "default, G iterations unprinted" against "default (step.py)" (counted
+    by the one FLOP-counting function, benchmark.iteration_flops)."""
     image_gen = tf.nn.sigmoid(generate(m, Z, Y, dtype))
     q = m.upstream_quirks
     if image_real is None:

@@ -139,7 +139,8 @@ def build(cfg, strategy):
         model = DCGAN(**cfg.model_kwargs(), seed=cfg.seed)
         d_optimizer, g_optimizer = adam_optimizers(cfg.learning_rate, cfg.beta1, model.discrim_vars, model.gen_vars)
         ema = moving_average(cfg.ema_decay, model.gen_vars, g_optimizer) if cfg.ema_decay else None
-        averaged = Generator(**model.sizes(), weights=[ema.average(v) for v in model.gen_vars]) if ema else None
+        averaged = None if ema is None else Generator(**cfg.generator_kwargs(),
+                                                      weights=[ema.average(v) for v in model.gen_vars])
     noise_rng = tf.random.Generator.from_seed(cfg.seed).split(1)[0]  # outside the scope: one global Z
     # The step's fast path (step.py) computes model.build_model's function on one device or several.
     steps = make_train_steps(model, d_optimizer, g_optimizer, noise_rng, cfg.precision, strategy, ema=ema)

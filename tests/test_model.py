@@ -81,12 +81,13 @@ def test_the_model_command_prints_the_walkthrough_for_the_sizes_given(capsys):
 def test_one_generator_class_draws_for_training_and_for_the_tools(tmp_path):
     """A DCGAN is a Generator; a Generator given a DCGAN's sizes and weights draws the same images;
     one restored from a checkpoint of the DCGAN (model/gen_W1 ...) holds the same weights."""
-    dcgan = DCGAN(**Config(**SMALL_MODEL).model_kwargs(), seed=3)
+    cfg = Config(**SMALL_MODEL)
+    dcgan = DCGAN(**cfg.model_kwargs(), seed=3)
     assert isinstance(dcgan, model_mod.Generator)
-    alone = model_mod.Generator(**dcgan.sizes(), weights=dcgan.gen_vars)
+    alone = model_mod.Generator(**cfg.generator_kwargs(), weights=dcgan.gen_vars)
     Z, Y = tf.random.uniform([20, 100], -1, 1, seed=1), tf.one_hot(np.arange(20) % 10, 10)
     np.testing.assert_array_equal(alone.samples_generator(Z, Y), dcgan.samples_generator(Z, Y))
-    fresh = model_mod.Generator(**dcgan.sizes())
+    fresh = model_mod.Generator(**cfg.generator_kwargs())
     assert not np.array_equal(fresh.gen_W1.numpy(), dcgan.gen_W1.numpy())
     path = tf.train.Checkpoint(model=dcgan).write(str(tmp_path / "ckpt"))
     tf.train.Checkpoint(model=fresh).restore(path).expect_partial()
