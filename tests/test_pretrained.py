@@ -6,6 +6,7 @@ import gzip
 import json
 import re
 import shutil
+import urllib.request
 
 import numpy as np
 import pytest
@@ -26,6 +27,9 @@ def offline(monkeypatch, tmp_path):
         monkeypatch.setenv(var, "http://127.0.0.1:9")
     for var in ("no_proxy", "NO_PROXY"):
         monkeypatch.delenv(var, raising=False)
+    # urllib's shared opener reads the proxies once, when first used: an earlier download in this
+    # process would otherwise keep going direct.
+    monkeypatch.setattr(urllib.request, "_opener", None)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
 
 
