@@ -69,6 +69,15 @@ def run(flags, fault="none", timeout=300):
                           timeout=timeout)
 
 
+def kill_all(procs):
+    """Kill every child still running, a stopped one too (SIGCONT first), and reap it."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGCONT)
+            p.kill()
+            p.communicate()
+
+
 def wait_for_line(proc, prefix):
     """Read the child's stdout up to the first line starting with prefix; return all lines read."""
     lines = []

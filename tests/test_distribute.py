@@ -24,7 +24,7 @@ ATOL = 2e-5  # float32 summation order; measured differences ~1e-6 after 16 iter
              # batch norm used per-replica statistics instead of the global batch's
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny")
     return folder, write_random_pair(folder, seed=0) + TINY
@@ -74,7 +74,7 @@ def assert_close(a, b):
         np.testing.assert_allclose(a[name], b[name], rtol=0, atol=ATOL, err_msg=name)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def single(tiny, tmp_path_factory):
     """The reference: one process, one device, 2 epochs (16 iterations); ckpt-8 is its first epoch."""
     folder = tmp_path_factory.mktemp("single")
@@ -133,6 +133,7 @@ def test_two_workers_from_scratch_match_one_process(tiny, single, tmp_path):
     assert sorted(os.listdir(tmp_path / "vis")) == ["progress.gif", "sample_0000.jpg", "sample_0001.jpg"]
 
 
+@pytest.mark.xdist_group("clusters")  # with the other users of `single`: it is made once
 def test_mirrored_over_two_cpu_devices_matches_one_device(tiny, single, tmp_path):
     out = finish([start(tmp_path / "w.npz", 2, tiny[1] + [
         "--strategy", "mirrored", "--n-epochs", "2", "--checkpoint-dir", str(tmp_path / "ckpt"),

@@ -12,15 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, SHARED_MNIST, SMALL_FLAGS, write_idx
+from conftest import ROOT, SMALL_FLAGS, write_idx
 from dcgan_mnist import classifier, data, evaluate, metrics, train
 from dcgan_mnist.config import Config
-
-MNIST = str(SHARED_MNIST)
-MNIST_IMAGES = os.path.join(MNIST, "t10k-images-idx3-ubyte.gz")
-MNIST_LABELS = os.path.join(MNIST, "t10k-labels-idx1-ubyte.gz")
-needs_mnist = pytest.mark.skipif(not os.path.isfile(MNIST_IMAGES), reason=f"no MNIST test images in {MNIST}")
-
 
 # ---------------------------------------------------------------- a run on real digits
 
@@ -33,14 +27,14 @@ STEPS = 100  # Adam steps of every classifier here, the evaluator's and CAS's
 SMALL = SMALL_FLAGS
 
 
-@pytest.fixture(scope="module")
+# Session-scoped: a module fixture is made again whenever a worker returns to this module.
+@pytest.fixture(scope="session")
 def mnist_run(tmp_path_factory):
     """A run of one iteration on RUN_DIGITS real digits (its figures come from the evaluator, not
     the GAN), its evaluator at 100 images per label (real row and reference: 1,000 digits each),
     and UNSEEN other real digits."""
-    if not os.path.isfile(MNIST_IMAGES):
-        pytest.skip(f"no MNIST test images in {MNIST}")
-    images, labels = data.load_idx_pair(MNIST_IMAGES, MNIST_LABELS)
+    shipped = data.load_shipped()  # MNIST's 10,000 test digits, installed with the package
+    images, labels = shipped.train_images, shipped.train_labels
     # Shuffled: the test file's two halves come from different writers.
     order = np.random.default_rng(0).permutation(len(images))
     run, unseen = order[:RUN_DIGITS], order[RUN_DIGITS:RUN_DIGITS + UNSEEN]
@@ -57,13 +51,13 @@ def mnist_run(tmp_path_factory):
     return dict(folder=folder, evaluator=evaluator, images=images[unseen], labels=labels[unseen])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def real_digits(mnist_run):
     """The run's classifier and the unseen digits."""
     return mnist_run["evaluator"].classifier, mnist_run["images"], mnist_run["labels"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def unseen_scored(mnist_run):
     """evaluate --npz on 1,000 of the unseen digits, through the command line: its JSON, its
     confusion picture's path and what it printed."""
@@ -82,6 +76,7 @@ FIGURES = {"label_agreement", "per_label_agreement", "classifier_score", "freche
            "precision", "recall", "cas", "copies", "n"}
 
 
+@pytest.mark.xdist_group("mnist_run")  # one worker computes the module's real-digit run, once
 def test_unseen_real_digits_score_like_the_held_out_real_row(mnist_run, unseen_scored):
     result, _ = unseen_scored
     unseen, real = result["generated"], result["real"]
@@ -97,6 +92,7 @@ def test_unseen_real_digits_score_like_the_held_out_real_row(mnist_run, unseen_s
     assert all(a > 0.8 for a in unseen["per_label_agreement"])
 
 
+@pytest.mark.xdist_group("mnist_run")
 def test_the_runs_own_training_digits_are_all_copies(mnist_run):
     evaluator = mnist_run["evaluator"]
     result = evaluator.score(evaluator.train_images[:1000], evaluator.train_labels[:1000])
@@ -104,6 +100,7 @@ def test_the_runs_own_training_digits_are_all_copies(mnist_run):
     assert result["generated"]["cas"] is None  # not asked for
 
 
+@pytest.mark.xdist_group("mnist_run")
 def test_the_smallest_set_evaluate_takes_is_scored(mnist_run):
     evaluator, images, labels = mnist_run["evaluator"], mnist_run["images"], mnist_run["labels"]
     n = evaluate.NPZ_MIN_IMAGES  # as many as --n-per-label 1 draws
@@ -111,6 +108,7 @@ def test_the_smallest_set_evaluate_takes_is_scored(mnist_run):
     assert figures["n"] == n and all(np.isfinite(figures[name]) for name in ("kid", "kid_std", "precision", "recall"))
 
 
+@pytest.mark.xdist_group("mnist_run")
 def test_a_set_in_label_order_is_sampled_at_random_for_the_distances(mnist_run):
     # generate --npz writes its digits label by label: the distances' m = 1,000 of these 2,000
     # must be drawn from all ten labels, not be the first ones (0 to 4).
@@ -122,6 +120,7 @@ def test_a_set_in_label_order_is_sampled_at_random_for_the_distances(mnist_run):
     assert figures["recall"] > 0.8
 
 
+@pytest.mark.xdist_group("mnist_run")
 def test_ten_real_digits_repeated_lose_recall_cas_and_kid(mnist_run, unseen_scored):
     evaluator, images, labels = mnist_run["evaluator"], mnist_run["images"], mnist_run["labels"]
     ten = [int(np.flatnonzero(labels == y)[0]) for y in range(10)]  # one unseen digit of each label
@@ -135,7 +134,7 @@ def test_ten_real_digits_repeated_lose_recall_cas_and_kid(mnist_run, unseen_scor
         f"KID {few['kid']} +- {few['kid_std']} of ten digits, {real['kid']} +- {real['kid_std']} of 1,000 real ones"
 
 
-@needs_mnist
+@pytest.mark.xdist_group("mnist_run")
 def test_held_out_real_digits_score_high(real_digits):
     reader, images, labels = real_digits
     feats, probs = classifier.features_and_probs(reader, images)
@@ -148,7 +147,7 @@ def test_held_out_real_digits_score_high(real_digits):
     assert metrics.frechet_distance(noise_feats, feats[1000:]) > 10 * real_fd
 
 
-@needs_mnist
+@pytest.mark.xdist_group("mnist_run")
 def test_noise_and_one_repeated_image_score_low(real_digits):
     reader, images, labels = real_digits
     noise = np.random.default_rng(0).integers(0, 256, size=images.shape, dtype=np.uint8)
@@ -161,6 +160,7 @@ def test_noise_and_one_repeated_image_score_low(real_digits):
     assert metrics.classifier_score(probs) == pytest.approx(1, abs=1e-3)
 
 
+@pytest.mark.xdist_group("mnist_run")
 def test_confusion_picture_is_written(unseen_scored):
     result, picture = unseen_scored
     with Image.open(picture) as image:

@@ -31,6 +31,7 @@ def reference(fault_reference):
 
 # ---------------------------------------------------------------- one trainer per folder
 
+@pytest.mark.xdist_group("fault_reference")  # with test_reliability.py: one reference run
 def test_second_trainer_on_a_folder_in_use_is_refused_and_the_first_is_untouched(data_dir, reference, tmp_path,
                                                                                  capsys):
     flags = fr.tiny_flags(data_dir, str(tmp_path))
@@ -56,6 +57,7 @@ def test_second_trainer_on_a_folder_in_use_is_refused_and_the_first_is_untouched
     fr.assert_same_state(fr.state(ckpt), fr.state(os.path.join(reference, "ckpt")))
 
 
+@pytest.mark.xdist_group("fault_reference")  # with test_reliability.py: one reference run
 def test_lock_left_by_kill_9_blocks_nobody(data_dir, reference, tmp_path, monkeypatch, capsys):
     flags = fr.tiny_flags(data_dir, str(tmp_path))
     proc = fr.start(flags)
@@ -140,11 +142,7 @@ class Workers:
         return self.procs[i].returncode, out, err, time.monotonic() - start
 
     def kill(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGCONT)
-                p.kill()
-                p.communicate()
+        fr.kill_all(self.procs)
 
     def temp_folders_left(self):
         # Folders only: a killed process also leaves autograph's generated .py files there.

@@ -15,8 +15,12 @@ import pytest
 
 import fault_runner as fr
 
+# On one test worker, with test_faults_at_scale's tests that compare with the same undisturbed run:
+# it (and this module's twin) are then made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("fault_reference")
 
-@pytest.fixture(scope="module")
+
+@pytest.fixture(scope="session")  # not module: a worker may come back to this module
 def reference(data_dir, fault_reference, tmp_path_factory):
     """The undisturbed run (a real process, conftest.fault_reference) and its twin, the same command
     run again in this process: returns both folders, the reference's first."""

@@ -147,11 +147,7 @@ class Run:
         return results
 
     def kill(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGCONT)
-                p.kill()
-                p.communicate()
+        fr.kill_all(self.procs)
 
     def digits(self, weights):
         """generate --seed 0's digits (uint8, as int) from the latest checkpoint; weights "average" or "trained"."""

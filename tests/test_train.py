@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import FASHION, SHARED_MNIST, SMALL_FLAGS, SMALL_MODEL, call_main, random_digits, run_cli, write_idx
+from conftest import FASHION, SMALL_FLAGS, SMALL_MODEL, call_main, random_digits, run_cli, write_idx
 from dcgan_mnist import checkpoint
 from dcgan_mnist import train as train_module
 from dcgan_mnist.config import Config
@@ -191,14 +191,13 @@ def test_other_settings_in_checkpoint_dir_are_refused(tmp_path, tiny_idx):
         train(small_cfg(tmp_path, tiny_idx, max_iterations=2, dim_W1=64))
 
 
-@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"real MNIST files not found at {SHARED_MNIST}")
 def test_short_run_on_real_mnist_digits(tmp_path, capsys, monkeypatch):
+    """The digits shipped with the package (--dataset mnist_test), at upstream's sizes."""
     monkeypatch.chdir(tmp_path)
-    code, out, err = call_main(capsys, train_module.main, "--train-images", SHARED_MNIST / "t10k-images-idx3-ubyte.gz",
-                               "--train-labels", SHARED_MNIST / "t10k-labels-idx1-ubyte.gz", "--valid-size", "2000",
-                               "--max-iterations", "4", "--step", "2", "--seed", "3")
+    code, out, err = call_main(capsys, train_module.main, "--dataset", "mnist_test", "--max-iterations", "4",
+                               "--step", "2", "--seed", "3")
     assert code == 0, err
-    assert "data: 8000 training images" in out
+    assert "data: 8000 training images from MNIST's 10,000 test digits shipped with dcgan_mnist (2000 held out)" in out
     assert sorted(p.name for p in (tmp_path / "vis").iterdir()) == \
         ["progress.gif", "sample_0000.jpg", "sample_0001.jpg"]
     losses = [float(x) for x in re.findall(r"gen loss: (\S+)", out)]
