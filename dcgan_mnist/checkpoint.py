@@ -3,7 +3,8 @@
 - run.json: the run's settings (config.Config) and a fingerprint of its training data, so that
   resume, generate, evaluate and export read them back instead of asking the user again;
 - ckpt-N: tf.train.Checkpoint of everything that decides the rest of the run (make_checkpoint);
-- restore_generator: the generator a run left, for generate, evaluate and export.
+- load_generator: the generator a run left (restore_generator) or the shipped one (load_pretrained),
+  for generate, evaluate and export.
 
 Upstream created a Saver and never used it, so a killed run was lost. Here:
 - tf.train.CheckpointManager writes each checkpoint under a temporary name and records it in
@@ -99,23 +100,13 @@ def load_generator(args):
         if args.weights == "trained":
             raise UserError("--weights trained: the pretrained generator is an averaged generator only")
         return load_pretrained(PRETRAINED_DIR)
-    checkpoint_dir = args.checkpoint_dir or Config.checkpoint_dir
-    cfg, fingerprint = read_run(checkpoint_dir)
-    generator, path, drawn = restore(cfg, checkpoint_dir, args.checkpoint, args.weights)
-    return Source(generator, cfg, fingerprint, path, drawn)
+    return restore_generator(args.checkpoint_dir or Config.checkpoint_dir, args.checkpoint, args.weights)
 
 
 def restore_generator(checkpoint_dir, checkpoint=None, weights=None):
-    """The generator a run left: (model.Generator, Config, checkpoint path, what was drawn from:
-    "average" or "trained"). weights None: the averaged generator when the checkpoint has one, else
-    the trained weights."""
-    cfg, _ = read_run(checkpoint_dir)
-    generator, path, drawn = restore(cfg, checkpoint_dir, checkpoint, weights)
-    return generator, cfg, path, drawn
-
-
-def restore(cfg, checkpoint_dir, checkpoint, weights):
-    """(model.Generator, checkpoint path, "average" or "trained") of the run cfg in checkpoint_dir."""
+    """The generator a run left, as a Source: the latest checkpoint of checkpoint_dir (or `checkpoint`),
+    its averaged generator when it has one, else (or with weights "trained") the trained weights."""
+    cfg, fingerprint = read_run(checkpoint_dir)
     path = checkpoint or tf.train.latest_checkpoint(checkpoint_dir)
     if cfg is None or path is None:
         raise UserError(f"no checkpoint in {checkpoint_dir}: train first (python -m dcgan_mnist.train "
@@ -132,7 +123,7 @@ def restore(cfg, checkpoint_dir, checkpoint, weights):
         tf.train.Checkpoint(**{"ema" if drawn == "average" else "model": generator}).restore(path).expect_partial()
     except (tf.errors.OpError, ValueError) as e:
         raise UserError(f"{path}: cannot restore checkpoint ({e.__class__.__name__})") from None
-    return generator, path, drawn
+    return Source(generator, cfg, fingerprint, path, drawn)
 
 
 # ---------------------------------------------------------------- the pretrained generator

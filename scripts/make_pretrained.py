@@ -50,12 +50,10 @@ def main(argv=None):
     p.add_argument("--folder", default=checkpoint.PRETRAINED_DIR, help="where to write (default: the package's)")
     args = p.parse_args(argv)
     command, trained_at = train(args.work)
-    cfg, fingerprint = checkpoint.read_run(os.path.join(args.work, "checkpoints"))
-    generator, path, drawn = checkpoint.restore(cfg, os.path.join(args.work, "checkpoints"), None, "average")
-    source = checkpoint.Source(generator, cfg, fingerprint, path, drawn)
+    source = checkpoint.restore_generator(os.path.join(args.work, "checkpoints"), weights="average")
     about = dict(command=" ".join(command), commit=trained_at)
     checkpoint.write_pretrained(source, args.folder, **about)
-    print(f"wrote {args.folder}: the averaged generator of {path}")
+    print(f"wrote {args.folder}: the averaged generator of {source.path}")
     if args.folder == checkpoint.PRETRAINED_DIR:  # evaluate --pretrained reads the package's
         figures = os.path.join(args.work, "evaluate.json")
         subprocess.run([sys.executable, "-m", "dcgan_mnist.evaluate", "--pretrained", "--out", figures,

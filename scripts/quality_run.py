@@ -49,19 +49,18 @@ def main():
             sys.exit(f"training {name} failed (exit {job.returncode}); see {folder}/train.log")
     print(f"trained in {time.perf_counter() - start:.0f} s", flush=True)
 
-    from dcgan_mnist.checkpoint import read_run, restore
+    from dcgan_mnist.checkpoint import restore_generator
     from dcgan_mnist.evaluate import Evaluator, run_data
     from dcgan_mnist.report import table
 
     results, evaluator = {}, None
     for title, name, _ in MODES:
         folder = os.path.join(args.work, name, "checkpoints")
-        cfg, fingerprint = read_run(folder)  # run.json, read once
         # The checkpoint at the budget itself, even if the folder holds a longer run.
-        model, path, _ = restore(cfg, folder, os.path.join(folder, f"ckpt-{args.iterations}"), "trained")
+        run = restore_generator(folder, os.path.join(folder, f"ckpt-{args.iterations}"), "trained")
         if evaluator is None:  # both runs share data, split and seed: one classifier, one reference
-            evaluator = Evaluator(run_data(cfg, fingerprint), args.n_per_label)
-        results[title] = dict(evaluator(model), checkpoint=path)
+            evaluator = Evaluator(run_data(run.cfg, run.fingerprint), args.n_per_label)
+        results[title] = dict(evaluator(run.generator), checkpoint=run.path)
     first = next(iter(results.values()))
     print(f"\n{args.iterations} iterations, seed {args.seed}, data {first['data']}, "
           f"{args.n_per_label} generated images per label")

@@ -20,6 +20,7 @@ from scaffold import (  # noqa: F401  (re-exported: the tests import the scaffol
     TRAINED_RUN_FLAGS,
     idx_bytes,
     random_digits,
+    relative_error,
     write_idx,
     write_random_pair,
 )

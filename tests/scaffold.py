@@ -1,6 +1,7 @@
 """The tests' one scaffold, a plain module (no pytest, no TensorFlow) so that conftest.py and the
 subprocess drivers (fault_runner.py) share it: the one IDX writer, the one small model, random
-digits drawn from a seed, and the flags of the one small trained run (conftest's trained_run)."""
+digits drawn from a seed, the relative error tests compare with, and the flags of the one small
+trained run (conftest's trained_run)."""
 import gzip
 import pathlib
 
@@ -55,3 +56,9 @@ def write_random_pair(folder, seed, n=64, images="images", labels="labels"):
     write_idx(folder / images, x)
     write_idx(folder / labels, y)
     return ["--train-images", str(folder / images), "--train-labels", str(folder / labels)]
+
+
+def relative_error(x, exact):
+    """The Frobenius norm of x - exact relative to exact's, in float64."""
+    exact = np.asarray(exact, np.float64)
+    return float(np.linalg.norm(np.asarray(x, np.float64) - exact) / (np.linalg.norm(exact) or 1.0))

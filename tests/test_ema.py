@@ -42,12 +42,12 @@ def test_average_moves_after_each_g_update_with_tensorflows_warm_up(ckpt):
 
 def test_restore_model_draws_the_average_by_default_and_the_trained_weights_on_request(ckpt):
     ckpt = str(ckpt)
-    model, _, path, drawn = checkpoint.restore_generator(ckpt)
+    model, _, _, path, drawn = checkpoint.restore_generator(ckpt)
     assert drawn == "average" and path.endswith("ckpt-3")
     want = values(path, "ema")
     for v in model.gen_vars:
         np.testing.assert_array_equal(v.numpy(), want[v.name.split(":")[0]])
-    model, _, _, drawn = checkpoint.restore_generator(ckpt, weights="trained")
+    model, *_, drawn = checkpoint.restore_generator(ckpt, weights="trained")
     want = values(path, "model")
     assert drawn == "trained"
     for v in model.gen_vars:

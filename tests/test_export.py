@@ -45,7 +45,7 @@ def test_saved_model_serves_the_checkpoints_generator(run, tmp_path, capsys):
     assert served.shape == (30, 28, 28) and served.dtype == np.uint8
 
     # generate's pixels for the same noise and labels, drawn among its context for seed 0.
-    model, _, _, _ = checkpoint.restore_generator(str(run / "checkpoints"))
+    model = checkpoint.restore_generator(str(run / "checkpoints")).generator
     np.testing.assert_array_equal(served, generate.draw(model, z, np.eye(10)[labels], seed=0))
     assert served.std() > 0  # a real image, not a constant
 

@@ -45,7 +45,7 @@ def test_a_small_batch_of_one_label_is_drawn_among_the_context(trained_run):
     """--labels 7 --n-per-label 3 alone would be a batch of three 7s, normalised by its own
     statistics (a batch of one is normalised to zero: a blank). Each request is drawn in one batch
     with generate.CONTEXT ordinary draws, so even a lone digit is decided by its noise."""
-    model, _, _, _ = checkpoint.restore_generator(str(trained_run / "checkpoints"))
+    model = checkpoint.restore_generator(str(trained_run / "checkpoints")).generator
     images, labels = generate.generate(model, [7], 3, seed=4)
     z = np.random.default_rng(4).uniform(-1, 1, size=(3, model.dim_z)).astype(np.float32)
     np.testing.assert_array_equal(images, draw(model, z, np.eye(10)[[7, 7, 7]], 4))
@@ -106,7 +106,7 @@ def test_class_interpolation_grid_gif_and_its_ends_are_plain_draws_of_the_two_di
     # given as plain one-hot labels (as generate draws them), the steps between as soft labels.
     # One batch of the same composition, so batchnorm sees the same statistics and the grid is
     # reproduced bit for bit.
-    model, _, _, drawn = checkpoint.restore_generator(str(run / "checkpoints"))
+    model, *_, drawn = checkpoint.restore_generator(str(run / "checkpoints"))
     assert drawn == "average"
     z = np.random.default_rng(5).uniform(-1, 1, size=(3, model.dim_z)).astype(np.float32)
     e = np.eye(10)
@@ -134,7 +134,7 @@ def test_latent_interpolation_moves_the_noise_between_two_draws_with_the_label_f
     assert code == 0, err
     assert "latent interpolation of labels 4 (one row each), 3 steps" in out and "(trained weights)" in out
     grid = cells(run / "latent.png", 1, 3)
-    model, _, _, _ = checkpoint.restore_generator(str(run / "checkpoints"), weights="trained")
+    model = checkpoint.restore_generator(str(run / "checkpoints"), weights="trained").generator
     z0, z1 = np.random.default_rng(2).uniform(-1, 1, size=(2, 1, model.dim_z)).astype(np.float32)
     midpoint = (z0.astype(np.float64) + z1) / 2  # exact in float64, as the interpolation's own mix is
     want = draw(model, np.concatenate([z0, midpoint, z1]), np.eye(10)[[4, 4, 4]], 2)
@@ -145,7 +145,7 @@ def test_a_row_hardly_depends_on_the_other_rows(run):
     # The context (generate.CONTEXT ordinary draws) sets the batch's statistics: 12 cells more move
     # them by about 2%. Measured on this run: at most 1 grey level apart; without the context, where
     # the row's 6 cells alone are the whole batch, 32.
-    model, _, _, _ = checkpoint.restore_generator(str(run / "checkpoints"))
+    model = checkpoint.restore_generator(str(run / "checkpoints")).generator
     alone = generate.class_interpolation(model, [(0, 7)], 6, seed=3)
     among = generate.class_interpolation(model, [(0, 7), (1, 8), (3, 6)], 6, seed=3)
     assert np.abs(alone[0].astype(int) - among[0]).max() <= 2

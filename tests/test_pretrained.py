@@ -1,7 +1,6 @@
 """A newcomer's first minutes: the main job on a machine with no network trains on the digits shipped
 with the package, the generator shipped with it draws digits before any training, and --precision bf16
 says so where the CPU only emulates bfloat16."""
-import argparse
 import gzip
 import json
 import re
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SMALL_FLAGS, call_main, listing
+from conftest import SMALL_FLAGS, call_main, listing, relative_error
 from dcgan_mnist import checkpoint, data, evaluate, export, generate, step, train
 from dcgan_mnist.config import Config
 
@@ -84,13 +83,7 @@ def test_a_damaged_shipped_file_is_refused_before_anything_is_written(tmp_path, 
 
 
 def made_from(run):
-    return checkpoint.load_generator(argparse.Namespace(pretrained=False, checkpoint_dir=str(run / "checkpoints"),
-                                                        checkpoint=None, weights=None))
-
-
-def relative_error(x, exact):
-    exact = np.asarray(exact, np.float64)
-    return float(np.linalg.norm(np.asarray(x, np.float64) - exact) / np.linalg.norm(exact))
+    return checkpoint.restore_generator(str(run / "checkpoints"))
 
 
 def test_pretrained_draws_the_digits_of_the_checkpoint_it_was_made_from(trained_run, tmp_path, monkeypatch, capsys):

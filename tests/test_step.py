@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SMALL_MODEL
+from conftest import SMALL_MODEL, relative_error
 from dcgan_mnist import model as reference
 from dcgan_mnist import step
 from dcgan_mnist.config import Config
@@ -70,11 +70,6 @@ def costs_and_grads(model, forward, Z, Y, images):
         d_cost, g_cost, p_real, p_gen = forward(Z, Y, images)
     return ([d_cost, g_cost, p_real, p_gen],
             tape.gradient(d_cost, model.discrim_vars) + tape.gradient(g_cost, model.gen_vars))
-
-
-def relative_error(x, exact):
-    exact = np.asarray(exact, np.float64)
-    return float(np.linalg.norm(np.asarray(x, np.float64) - exact) / (np.linalg.norm(exact) or 1.0))
 
 
 def assert_near_reference(fast, plain, exact, what, seed, rtol):
