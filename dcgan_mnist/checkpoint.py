@@ -40,7 +40,7 @@ GEN_NAMES = ("gen_W1", "gen_W2", "gen_W3", "gen_W4")
 def write_run(cfg, fingerprint):
     record = json.loads(cfg.to_json())
     # Absolute data paths: generate, evaluate and export read the record from any folder.
-    for name in ("data_dir", "train_images", "train_labels"):
+    for name in ("data_dir", "train_images", "train_labels", "image_folder"):
         if record[name] is not None:
             record[name] = os.path.abspath(record[name])
     write_json_atomic({"config": record, "data_fingerprint": fingerprint}, os.path.join(cfg.checkpoint_dir, RUN_FILE))
@@ -131,11 +131,21 @@ def restore_generator(checkpoint_dir, checkpoint=None, weights=None):
 def write_pretrained(source, folder=PRETRAINED_DIR, **about):
     """source's generator as the shipped pretrained one: its four weights in float16 (generator.npz)
     and its record (generator.json: the run's settings, its data's fingerprint, and `about`)."""
+    def portable(path):
+        # The record ships to other machines: an absolute path of this one (run.json's data paths
+        # are absolute) is kept relative to the working folder, or outside it as its file name.
+        if not (isinstance(path, str) and os.path.isabs(path)):
+            return path
+        relative = os.path.relpath(path)
+        return os.path.basename(path) if relative.split(os.sep)[0] == os.pardir else relative
+
     os.makedirs(folder, exist_ok=True)
     with atomic_write(os.path.join(folder, PRETRAINED_WEIGHTS)) as f:
         np.savez(f, **{name: v.numpy().astype(np.float16) for name, v in zip(GEN_NAMES, source.generator.gen_vars)})
-    record = dict(about, config=json.loads(source.cfg.to_json()), data_fingerprint=source.fingerprint,
-                  made_from=source.describe())
+    about = {k: " ".join(map(portable, v.split(" "))) if isinstance(v, str) else v for k, v in about.items()}
+    config = {name: portable(value) for name, value in json.loads(source.cfg.to_json()).items()}
+    record = dict(about, config=config, data_fingerprint=source.fingerprint,
+                  made_from=f"{portable(source.path)} ({describe(source.drawn)})")
     write_json_atomic(record, os.path.join(folder, PRETRAINED_RECORD))
 
 

@@ -1,7 +1,8 @@
 """The command layer every `python -m dcgan_mnist.X` shares.
 
 An error a user can act on carries its exit status: UserError (2) for bad input, a flag, a file
-or a folder, named in the message; Stopped (1) for a run that had to stop. run() parses the
+or a folder, named in the message (DataError: bad data, raised by data.py and imagefolder.py);
+Stopped (1) for a run that had to stop. run() parses the
 command line, applies --verbose, calls the command and turns either error into one line on
 stderr and its status, with no traceback. argparse's own errors are one line too (exit 2).
 """
@@ -15,6 +16,10 @@ import absl.logging
 class UserError(Exception):
     """Bad input: the message names the flag, file or folder and what is wrong. Exit status 2."""
     exit_code = 2
+
+
+class DataError(UserError, ValueError):
+    """A data file or folder that is missing, unreadable or malformed; the message names it. Exit status 2."""
 
 
 class Stopped(Exception):

@@ -13,7 +13,7 @@ import math
 import os
 import typing
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Tuple
 
 from dcgan_mnist.cli import UserError
 
@@ -23,10 +23,16 @@ WEIGHTS = ("average", "trained")  # what generate, evaluate and export draw from
 DATASETS = ("mnist", "fashion_mnist", "mnist_test")
 VALID_SIZE = 10000  # held out by default (upstream's validation set)
 VALID_SIZE_SHIPPED = 2000  # of the 10,000 shipped digits: 8,000 train, 62 iterations an epoch
+# Upstream's image_shape and number of labels (its model.py's defaults): what MNIST-style data are, and
+# the model's shape wherever no data decide it (model.DCGAN(), `python -m dcgan_mnist.model`).
+IMAGE_SHAPE = (28, 28, 1)
+N_LABELS = 10
 # The generator's sizes (model.Generator's arguments, Config.generator_kwargs), and the settings
 # model.DCGAN takes (Config.model_kwargs; `python -m dcgan_mnist.model` has a flag for each).
-GENERATOR_SIZES = ("dim_z", "dim_y", "dim_W1", "dim_W2", "dim_W3", "dim_channel")
+GENERATOR_SIZES = ("dim_z", "dim_y", "dim_W1", "dim_W2", "dim_W3", "dim_channel", "image_size")
 MODEL_SETTINGS = ("batch_size", "upstream_quirks") + GENERATOR_SIZES
+# Set from the data, not by a flag, so that generate, evaluate and export read them back from run.json.
+FROM_DATA = ("class_names",)
 
 
 class ConfigError(UserError, ValueError):
@@ -47,11 +53,17 @@ class Config:
     beta1: float = _f(0.5, "Adam beta1 (beta2 0.999 and epsilon 1e-8 are TF1's defaults)", run=True)
     batch_size: int = _f(128, "images per iteration", run=True)
     dim_z: int = _f(100, "noise size, drawn from U(-1, 1) every iteration", run=True)
-    dim_y: int = _f(10, "number of labels (one-hot size)", run=True)
+    dim_y: Optional[int] = _f(None, "number of labels, the one-hot size (default: the data's classes; MNIST: 10)",
+                              run=True)
     dim_W1: int = _f(1024, "units of the fully connected layers", run=True)
-    dim_W2: int = _f(128, "channels at 7 x 7", run=True)
-    dim_W3: int = _f(64, "channels at 14 x 14", run=True)
-    dim_channel: int = _f(1, "image channels", run=True)
+    dim_W2: int = _f(128, "channels at a quarter of the image size (7 x 7 for 28 x 28)", run=True)
+    dim_W3: int = _f(64, "channels at half the image size (14 x 14 for 28 x 28)", run=True)
+    dim_channel: Optional[int] = _f(None, "image channels: 1 (grey) or 3 (colour); given, every image is converted "
+                                          "(default: the data's; MNIST: 1)", run=True)
+    # Upstream's DCGAN took image_shape and then wrote 28, 14 and 7 into its passes; honoured here.
+    image_size: Optional[Tuple[int, int]] = _f(None, "image size N (square) or H W, each divisible by 4; given, "
+                                                     "every image is resized (default: the data's; MNIST: 28 x 28)",
+                                               run=True, nargs="+")
     visualize_dim: int = _f(196, "samples per grid; a square number (196: 14 x 14)")
     k: int = _f(2, "D is updated when iteration %% k == 0, G otherwise", run=True)
     step: int = _f(200, "write a grid every STEP iterations")
@@ -70,9 +82,14 @@ class Config:
                                       "downloaded)", run=True, choices=DATASETS)
     train_images: Optional[str] = _f(None, "an IDX image file to train on instead (with --train-labels)")
     train_labels: Optional[str] = _f(None, "the IDX label file that goes with --train-images")
+    image_folder: Optional[str] = _f(None, "train on a folder of images instead, one subfolder per class "
+                                           "(PNG, JPEG, BMP, GIF; docs/usage.md)")
+    class_names: Optional[Tuple[str, ...]] = _f(None, "the data's classes, label 0 first (set from the data; "
+                                                      "None: the digits 0 to dim_y - 1)")
     valid_size: Optional[int] = _f(None, f"training images held out for validation (default: {VALID_SIZE}, "
                                          f"upstream's last {VALID_SIZE} of a seeded shuffle; {VALID_SIZE_SHIPPED} "
-                                         f"for mnist_test)", run=True)
+                                         f"for mnist_test; a sixth of an --image-folder, at most {VALID_SIZE})",
+                                   run=True)
     vis_dir: str = _f("vis", "where sample_%%04d.jpg grids are written")
     checkpoint_dir: str = _f("checkpoints", "checkpoints and the run's record (run.json); a run resumes from here")
     checkpoint_every: Optional[int] = _f(None, "also write a checkpoint every N iterations (default: at the end "
@@ -90,7 +107,7 @@ class Config:
     logdir: Optional[str] = _f(None, "write TensorBoard summaries (losses, P(real), P(gen), s/iteration, grids) here")
     progress: bool = _f(False, "a progress bar per epoch (ETA, it/s, latest losses) instead of the six-line log")
     gif: bool = _f(False, "only build VIS_DIR/progress.gif from the grids already there, then exit "
-                          "(every run also builds it at its end)")
+                          "(a completed run also builds it)")
     ema_decay: float = _f(0.999, "decay of the averaged generator (tf.train.ExponentialMovingAverage of "
                                  "gen_W1..gen_W4, updated after every G iteration, decay capped by (1 + t) / "
                                  "(10 + t) after t G updates); generate, evaluate and export draw from it; 0: none",
@@ -104,19 +121,44 @@ class Config:
                                    "instructions, see docs/speed.md)", choices=("float32", "bf16"))
 
     # ---- derived and checked ----
+    def __post_init__(self):
+        # JSON (run.json) gives lists, --image-size one or two numbers: one form, so records compare equal.
+        if self.image_size is not None:
+            size = tuple(self.image_size)
+            self.image_size = size * 2 if len(size) == 1 else size
+        if self.class_names is not None:
+            self.class_names = tuple(self.class_names)
+
+    def image_shape(self):
+        """[H, W, C]: --image-size and --dim-channel, upstream's 28 x 28 x 1 where the data have not
+        decided them yet."""
+        H, W = self.image_size or IMAGE_SHAPE[:2]
+        return [H, W, self.dim_channel or IMAGE_SHAPE[2]]
+
     def generator_kwargs(self):
         """model.Generator's sizes: Generator(**cfg.generator_kwargs()) has the run's shapes."""
-        return {name: getattr(self, name) for name in GENERATOR_SIZES}
+        sizes = {name: getattr(self, name) for name in GENERATOR_SIZES}
+        H, W, C = self.image_shape()
+        return dict(sizes, dim_y=self.dim_y or N_LABELS, dim_channel=C, image_size=(H, W))
 
     def model_kwargs(self):
         """model.DCGAN's arguments."""
-        return dict(batch_size=self.batch_size, image_shape=[28, 28, self.dim_channel],
-                    upstream_quirks=self.upstream_quirks, **self.generator_kwargs())
+        kwargs = self.generator_kwargs()
+        image_shape = [*kwargs.pop("image_size"), kwargs["dim_channel"]]
+        return dict(batch_size=self.batch_size, image_shape=image_shape, upstream_quirks=self.upstream_quirks,
+                    **kwargs)
 
-    def held_out(self):
-        """--valid-size, or its default for --dataset."""
+    def label_names(self):
+        """The name of each label: the data's classes, else the digits."""
+        return self.class_names or tuple(str(i) for i in range(self.dim_y or N_LABELS))
+
+    def held_out(self, n_images=None):
+        """--valid-size, or its default for --dataset; for an image folder of n_images, a sixth of them
+        (upstream held out 10,000 of MNIST's 60,000), at most VALID_SIZE."""
         if self.valid_size is not None:
             return self.valid_size
+        if self.image_folder is not None and n_images is not None:
+            return min(VALID_SIZE, n_images // 6)
         return VALID_SIZE_SHIPPED if self.dataset == "mnist_test" else VALID_SIZE
 
     def validate(self):
@@ -126,11 +168,17 @@ class Config:
             raise ConfigError(f"--{flag_name(name)} {getattr(self, name)}: {why}")
 
         for name in ("batch_size", "k", "step", "dim_z", "dim_y", "dim_W1", "dim_W2", "dim_W3",
-                     "dim_channel", "visualize_dim", "log_every", "eval_n_per_label", "keep_checkpoints"):
-            if getattr(self, name) < 1:
+                     "visualize_dim", "log_every", "eval_n_per_label", "keep_checkpoints"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 bad(name, "must be at least 1")
-        if self.dim_y != 10:
-            bad("dim_y", "must be 10: the data have labels 0 to 9")
+        if self.dim_channel not in (None, 1, 3):
+            bad("dim_channel", "must be 1 (grey) or 3 (colour)")
+        if self.image_size is not None:
+            given = " ".join(map(str, self.image_size))
+            if len(self.image_size) != 2:
+                raise ConfigError(f"--image-size {given}: give one size N (square) or two, H W")
+            if image_size_problem(self.image_size):
+                raise ConfigError(f"--image-size {given}: {image_size_problem(self.image_size)}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             bad("learning_rate", "must be a number above 0")
         if not 0 <= self.beta1 < 1:
@@ -158,6 +206,11 @@ class Config:
             path = getattr(self, name)
             if path is not None and not os.path.isfile(path):
                 bad(name, "no such file")
+        if self.image_folder is not None:
+            if self.train_images is not None:
+                raise ConfigError("--image-folder and --train-images exclude each other: train on one of them")
+            if not os.path.isdir(self.image_folder):
+                bad("image_folder", "no such folder")
         return self
 
     # ---- the run's record beside its checkpoints ----
@@ -167,12 +220,27 @@ class Config:
     @classmethod
     def from_json(cls, text):
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in json.loads(text).items() if k in known})
+        record = json.loads(text)
+        if "image_size" not in record:  # a record of 0.1.x, whose model took 28 x 28 only
+            record["image_size"] = IMAGE_SHAPE[:2]
+        return cls(**{k: v for k, v in record.items() if k in known})
 
     def run_differences(self, other):
         """Names of the run-deciding settings (run=True) whose values differ from other's."""
         return [f.name for f in dataclasses.fields(self)
                 if f.metadata["run"] and getattr(self, f.name) != getattr(other, f.name)]
+
+
+def image_size_problem(size):
+    """Why (H, W) does not suit the network, whose two stride-2 layers halve it twice (upstream's
+    28 -> 14 -> 7), or None."""
+    for side in size:
+        if side < 4:
+            return f"{side} is too small: sizes are multiples of 4, from 4"
+        if side % 4:
+            return (f"{side} is not a multiple of 4 (the network halves the size twice); "
+                    f"{side // 4 * 4} or {side // 4 * 4 + 4} would work")
+    return None
 
 
 def flag_name(field_name):
@@ -183,7 +251,7 @@ def add_arguments(parser, cls=Config, only=None):
     """One flag per field (or per field named in `only`), named --field-name, its default and help
     taken from the dataclass."""
     for f in dataclasses.fields(cls):
-        if only is not None and f.name not in only:
+        if (only is not None and f.name not in only) or f.name in FROM_DATA:
             continue
         flag = "--" + flag_name(f.name)
         if f.type is bool:
@@ -192,9 +260,11 @@ def add_arguments(parser, cls=Config, only=None):
         kind = f.type
         if typing.get_origin(kind) is typing.Union:  # Optional[int] -> int
             kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        if typing.get_origin(kind) is tuple:  # Tuple[int, int] -> int, nargs from the metadata
+            kind = typing.get_args(kind)[0]
         help_text = f.metadata["help"] + ("" if f.default is None else " (default: %(default)s)")
         parser.add_argument(flag, dest=f.name, type=kind, default=f.default, help=help_text,
-                            metavar=f.name.upper(), choices=f.metadata.get("choices"))
+                            metavar=f.name.upper(), choices=f.metadata.get("choices"), nargs=f.metadata.get("nargs"))
     return parser
 
 

@@ -15,12 +15,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan_mnist.cli import UserError
-
-
-class DataError(UserError, ValueError):
-    """A data file that is missing, unreadable or malformed; the message names it. Exit status 2."""
-
+from dcgan_mnist import imagefolder
+from dcgan_mnist.cli import DataError
+from dcgan_mnist.config import N_LABELS
 
 # IDX: a 4-byte magic (0, 0, type code, number of dimensions), one big-endian uint32 per
 # dimension, then the data. MNIST files are unsigned bytes (type code 0x08).
@@ -50,13 +47,15 @@ SHIPPED_SOURCE = "MNIST's 10,000 test digits shipped with dcgan_mnist"
 
 
 class Dataset(NamedTuple):
-    train_images: np.ndarray           # uint8 [N, 28, 28]
-    train_labels: np.ndarray           # int64 [N], 0..9
+    train_images: np.ndarray           # uint8 [N, H, W] (grey) or [N, H, W, 3] (colour); MNIST: [N, 28, 28]
+    train_labels: np.ndarray           # int64 [N], 0..9 (an image folder's: 0..classes - 1)
     test_images: Optional[np.ndarray]  # the test pair, when present
     test_labels: Optional[np.ndarray]
     source: str                        # where it was read from, for the log
     name: Optional[str] = None         # --dataset it is (run.json records it), when it is one of them
     fallback: Optional[str] = None     # why the shipped digits stand in for the data asked for
+    class_names: Optional[tuple] = None  # an image folder's classes, label 0 first; None: the digits
+    notes: tuple = ()                  # what was done to the images (resized, converted), for the log
 
 
 # ---------------------------------------------------------------- reading and checking
@@ -102,12 +101,14 @@ def read_idx(path, ndim, sha256=None):
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def check_pair(images, labels, images_name, labels_name):
-    """Check an image array and its labels; return (uint8 [N, 28, 28], int64 [N])."""
-    if images.ndim != 3:
-        raise DataError(f"{images_name}: images must have 3 dimensions [N, 28, 28], got shape {images.shape}")
-    if images.shape[1:] != (28, 28):
-        raise DataError(f"{images_name}: images are {images.shape[1]} x {images.shape[2]}, expected 28 x 28")
+def check_pair(images, labels, images_name, labels_name, n_labels=N_LABELS):
+    """Check an image array and its labels 0 to n_labels - 1; return (uint8 [N, H, W] or [N, H, W, 3],
+    int64 [N]). Any size: whether the network takes it is checked against the run's settings (train.py)."""
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3)):
+        raise DataError(f"{images_name}: images must be [N, H, W] (grey) or [N, H, W, 3] (colour), got shape "
+                        f"{images.shape}")
+    if images.ndim == 4 and images.shape[3] == 1:
+        images = images[..., 0]
     if images.dtype != np.uint8:
         raise DataError(f"{images_name}: images must be uint8 pixels, got {images.dtype}")
     if labels.ndim != 1:
@@ -118,10 +119,10 @@ def check_pair(images, labels, images_name, labels_name):
         raise DataError(f"{images_name} has {len(images)} images but {labels_name} has {len(labels)} labels")
     if len(labels) == 0:
         raise DataError(f"{images_name}: no images")
-    if labels.min() < 0 or labels.max() > 9:
-        bad = labels[(labels < 0) | (labels > 9)][0]
-        raise DataError(f"{labels_name}: label {bad} outside 0 to 9 (labels range from {labels.min()} to "
-                        f"{labels.max()})")
+    if labels.min() < 0 or labels.max() >= n_labels:
+        bad = labels[(labels < 0) | (labels >= n_labels)][0]
+        raise DataError(f"{labels_name}: label {bad} outside 0 to {n_labels - 1} (labels range from {labels.min()} "
+                        f"to {labels.max()})")
     return images, labels.astype(np.int64)
 
 
@@ -261,9 +262,26 @@ def download(dataset):
 
 
 def load_dataset(cfg):
-    """The data a run trains on, by the flags: --train-images/--train-labels; --dataset mnist_test,
-    the shipped digits; else --data-dir, else (Fashion-MNIST) Debian's dataset-fashion-mnist, else a
-    download; when that fails too and no --dataset was asked for, the shipped digits."""
+    """The data a run trains on, by the flags (load_by_flags), resized and converted where
+    --image-size and --dim-channel ask (an image folder's images are, as they are decoded)."""
+    dataset = load_by_flags(cfg)
+    if cfg.image_folder is not None:
+        return dataset
+    train, notes = imagefolder.fit_images(dataset.train_images, cfg.image_size, cfg.dim_channel)
+    test = dataset.test_images
+    if test is not None:  # held out, and so the same as the training images
+        test, _ = imagefolder.fit_images(test, cfg.image_size, cfg.dim_channel)
+    return dataset._replace(train_images=train, test_images=test, notes=tuple(notes))
+
+
+def load_by_flags(cfg):
+    """--image-folder; --train-images/--train-labels; --dataset mnist_test, the shipped digits; else
+    --data-dir, else (Fashion-MNIST) Debian's dataset-fashion-mnist, else a download; when that fails
+    too and no --dataset was asked for, the shipped digits."""
+    if cfg.image_folder is not None:
+        found = imagefolder.load_image_folder(cfg.image_folder, cfg.image_size, cfg.dim_channel)
+        return Dataset(found.images, found.labels, None, None, source=cfg.image_folder,
+                       class_names=found.class_names, notes=found.notes)
     name = cfg.dataset or "mnist"
     if cfg.train_images is not None:
         return Dataset(*load_idx_pair(cfg.train_images, cfg.train_labels), None, None,
@@ -292,10 +310,13 @@ def load_dataset(cfg):
             f"or pass --train-images FILE --train-labels FILE") from None
 
 
-def fingerprint(images, labels):
-    """A short hash of the training data, so a run never resumes on other data by mistake."""
+def fingerprint(images, labels, class_names=None):
+    """A short hash of the training data, so a run never resumes on other data by mistake: the pixels,
+    the labels and, for an image folder, the names the labels stand for."""
     h = hashlib.sha256(np.ascontiguousarray(images).tobytes())
     h.update(np.ascontiguousarray(labels).astype(np.int64).tobytes())
+    if class_names is not None:  # digit data hash as before, so their runs keep resuming
+        h.update("\0".join(class_names).encode())
     return h.hexdigest()[:16]
 
 
@@ -337,8 +358,8 @@ def epoch_order(n, seed, epoch):
 
 
 def training_batches(images, labels, batch_size, seed, epoch, skip=0):
-    """The epoch's batches after the first `skip`: (float32 images [B, 28, 28, 1] in [0, 1],
-    int32 labels [B]). images: uint8 [N, 28, 28], labels [N], numpy or tensors; train.py passes
+    """The epoch's batches after the first `skip`: (float32 images [B, H, W, C] in [0, 1],
+    int32 labels [B]). images: uint8 [N, H, W] or [N, H, W, 3], labels [N], numpy or tensors; train.py passes
     tensors made once (as_tensors) so that every epoch reads the same single copy. Images stay
     uint8 until this pipeline scales them; only the trailing partial batch is dropped (upstream's
     zip dropped a full one more when N % B == 0)."""
@@ -348,16 +369,16 @@ def training_batches(images, labels, batch_size, seed, epoch, skip=0):
     images_t, labels_t = as_tensors(images, labels)
 
     def gather(idx):
-        x = tf.cast(tf.gather(images_t, idx), tf.float32)[..., None] / 255.0
-        return x, tf.gather(labels_t, idx)
+        x = tf.cast(tf.gather(images_t, idx), tf.float32) / 255.0
+        return (x[..., None] if len(x.shape) == 3 else x), tf.gather(labels_t, idx)
 
     return without_autotune(ds.map(gather).prefetch(1))  # a gather of one batch: microseconds
 
 
 def without_autotune(ds):
     """ds without tf.data's autotuning thread. In TensorFlow 2.21, freeing an iterator waits for that
-    thread's current sleep (up to a minute) to end: 7 of 28 training runs of 220 iterations sat
-    idle 40 s at their end, and every epoch's iterator is freed (docs/speed.md)."""
+    thread's current sleep (up to a minute) to end, and every epoch's iterator is freed: a run can
+    sit idle that long at an epoch's end (docs/speed.md)."""
     options = tf.data.Options()
     options.autotune.enabled = False
     return ds.with_options(options)

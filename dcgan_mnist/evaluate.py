@@ -1,10 +1,11 @@
 """Measured sample quality: `python -m dcgan_mnist.evaluate --checkpoint-dir checkpoints`.
 
 Upstream judged its digits by eye in the vis/ grids. This module puts numbers on them with a small
-CNN (classifier.py) trained offline on the run's own training split; the formulas are in metrics.py:
+CNN (classifier.py) trained offline on the run's own training split, for its image shape and its K
+labels (MNIST's 10 digits, or the classes of an image folder); the formulas are in metrics.py:
   label agreement    share of generated images the classifier files under the label asked for,
-                     overall and per requested label (and the 10 x 10 confusion, --confusion);
-  classifier score   exp(E_x KL(p(y|x) || p(y))), the Inception Score with this classifier (max 10);
+                     overall and per requested label (and the K x K confusion, --confusion);
+  classifier score   exp(E_x KL(p(y|x) || p(y))), the Inception Score with this classifier (max K);
   Frechet distance   between the classifier's penultimate features of a set and of held-out real
                      images (FID with this classifier in place of Inception);
   KID                Kernel Inception Distance on the same features, unbiased, with its spread;
@@ -23,7 +24,7 @@ import numpy as np
 
 from dcgan_mnist import checkpoint, classifier, data, metrics
 from dcgan_mnist.cli import OneLineErrorParser, add_verbose, run
-from dcgan_mnist.config import Config, ConfigError, add_checkpoint_arguments, check_sampling_arguments
+from dcgan_mnist.config import N_LABELS, Config, ConfigError, add_checkpoint_arguments, check_sampling_arguments
 from dcgan_mnist.data import DataError
 from dcgan_mnist.files import write_json_atomic
 from dcgan_mnist.generate import CONTEXT, generate
@@ -35,14 +36,17 @@ SEED = 0  # evaluate's default --seed, also used by the figures taken during tra
 # bar: 2,000 against 50,000 Fashion-MNIST images is 8e10 multiply-adds, seconds in float32.
 COPIES_N = 2000
 MIN_HELD_OUT = 20
-NPZ_MIN_IMAGES = 10  # as few as --n-per-label 1 draws: KID's subsets of 5, precision/recall's 3 neighbours
+# The fewest images a set is scored on: KID's subsets of 5, precision/recall's 3 neighbours; as few as
+# --n-per-label 1 draws of the ten digits (runs of fewer labels need more per label).
+NPZ_MIN_IMAGES = 10
 
 
 def run_data(cfg, fingerprint=None):
     """The data.Split of a run, by its own settings, as train.prepare makes it. fingerprint: run.json's;
     DataError if the data found now are other data than the run trained on."""
     split = data.split_run(data.load_dataset(cfg), cfg.held_out(), cfg.seed)
-    if fingerprint is not None and data.fingerprint(split.train_images, split.train_labels) != fingerprint:
+    if fingerprint is not None and data.fingerprint(split.train_images, split.train_labels,
+                                                    cfg.class_names) != fingerprint:
         # Other data than the run's: its "held-out" images may be ones the GAN trained on.
         raise DataError(f"{split.source} is not the data the run was trained on (its fingerprint "
                         f"differs from run.json's); evaluate the run on its own data")
@@ -51,18 +55,26 @@ def run_data(cfg, fingerprint=None):
 
 class Evaluator:
     """The classifier and the held-out reference of one run (its data.Split), ready to score any
-    generator of it, or any set of images (score)."""
+    generator of it, or any set of images (score). label_names: the run's labels, label 0 first
+    (cfg.label_names()); None: the ten digits. Images are the split's shape, [H, W] or [H, W, 3]."""
 
     def __init__(self, split, n_per_label=Config.eval_n_per_label, seed=SEED, cache_dir=None, retrain=False,
-                 steps=None):
+                 steps=None, label_names=None):
         self.n_per_label, self.seed, self.cache_dir, self.steps = n_per_label, seed, cache_dir, steps
+        self.label_names = tuple(label_names or map(str, range(N_LABELS)))
+        self.n_labels = len(self.label_names)
         trX, trY, heldX, heldY, self.source = split[:5]
         if len(heldX) < MIN_HELD_OUT:
             raise ConfigError(f"only {len(heldX)} held-out real images in {self.source} (--valid-size "
                               f"{split.valid_size}): the evaluation needs at least {MIN_HELD_OUT}; train with a "
                               f"larger --valid-size")
-        self.classifier, self.classifier_file, _ = classifier.load_or_train_classifier(trX, trY, seed, cache_dir,
-                                                                                       retrain, steps)
+        n_set = self.n_labels * n_per_label
+        if n_set < NPZ_MIN_IMAGES:
+            raise ConfigError(f"{n_per_label} images per label of {self.n_labels} labels are {n_set}; the figures "
+                              f"need at least {NPZ_MIN_IMAGES}: give --n-per-label (in training --eval-n-per-label) "
+                              f"{-(-NPZ_MIN_IMAGES // self.n_labels)} or more")
+        self.classifier, self.classifier_file, _ = classifier.load_or_train_classifier(
+            trX, trY, seed, cache_dir, retrain, steps, n_classes=self.n_labels)
         self.train_images, self.train_labels = trX, trY
         self.held_images, self.held_labels = heldX, heldY  # CAS is measured on all of them
         feats, probs = classifier.features_and_probs(self.classifier, heldX)
@@ -72,14 +84,14 @@ class Evaluator:
         ref, row = order[:len(order) // 2], order[len(order) // 2:]
         self.n_held, self.n_ref = len(heldX), len(ref)
         # Equal sample sizes: the real row and the distances use m images.
-        self.m = min(10 * self.n_per_label, len(row))
+        self.m = min(n_set, len(row))
         row = row[:self.m]
         self.ref_features = feats[ref]
         # R's own distances to the training split set the bar for copies: S then scores about 0.01.
         self.copies_threshold = metrics.copies_threshold(heldX[ref[:COPIES_N]], trX)
         self.real = self._figures(heldX[row], heldY[row], feats[row], probs[row])
         self.real_confusion = metrics.confusion(probs[row], heldY[row])
-        self.real_cas_of = {}  # training digits -> CAS, measured once per evaluator
+        self.real_cas_of = {}  # training images -> CAS, measured once per evaluator
 
     def _figures(self, images, labels, feats, probs):
         """Every figure but CAS (None here; see cas): the label figures on all images, the
@@ -104,28 +116,33 @@ class Evaluator:
         trained, by this evaluator's recipe (train_classifier), only on images with their labels."""
         steps = classifier.classifier_steps(len(images)) if self.steps is None else self.steps
         print(f"CAS: training a classifier on the {len(images)} scored images ({steps} steps, seed {self.seed})")
-        return self.held_out_accuracy(classifier.train_classifier(images, labels, self.seed, steps))
+        return self.held_out_accuracy(classifier.train_classifier(images, labels, self.seed, steps,
+                                                                  n_classes=self.n_labels))
 
     def real_cas(self, n):
-        """CAS of n real training digits (all of them when the split has fewer): what a generator
-        of n perfect digits would score. Cached like the evaluator's own classifier, which it is
+        """CAS of n real training images (all of them when the split has fewer): what a generator
+        of n perfect images would score. Cached like the evaluator's own classifier, which it is
         when n covers the whole split."""
         n = min(n, len(self.train_images))
         if n not in self.real_cas_of:
             keep = np.sort(np.random.default_rng([self.seed, 7]).permutation(len(self.train_images))[:n])
             model, _, _ = classifier.load_or_train_classifier(self.train_images[keep], self.train_labels[keep],
                                                               self.seed, self.cache_dir, steps=self.steps,
-                                                              name="CAS of real training digits")
+                                                              name="CAS of real training images",
+                                                              n_classes=self.n_labels)
             self.real_cas_of[n] = self.held_out_accuracy(model)
         return self.real_cas_of[n]
 
     def draw(self, model):
-        """n_per_label images of each label from a generator (a DCGAN), labels shuffled."""
+        """n_per_label images of each of the run's labels from a generator (a DCGAN), labels shuffled."""
+        if model.dim_y != self.n_labels:
+            raise ValueError(f"a generator of {model.dim_y} labels, an evaluator of {self.n_labels}")
         # Labels shuffled, then CONTEXT at a time: every batch mixes the labels like a training batch
         # does (batchnorm uses the statistics of the batch at sampling time too, as upstream's), so
         # it needs no context draws beside it; and it is as large as the batch generate draws its
-        # digits in (CONTEXT beside the request), so both normalise over as many images.
-        labels = np.random.default_rng([self.seed, 2]).permutation(np.repeat(np.arange(10), self.n_per_label))
+        # images in (CONTEXT beside the request), so both normalise over as many images.
+        labels = np.repeat(np.arange(self.n_labels), self.n_per_label)
+        labels = np.random.default_rng([self.seed, 2]).permutation(labels)
         parts = [generate(model, labels[i:i + CONTEXT], 1, [self.seed, 3, i], context=False)
                  for i in range(0, len(labels), CONTEXT)]
         return np.concatenate([p[0] for p in parts]), labels
@@ -135,8 +152,9 @@ class Evaluator:
         return self.score(*self.draw(model), cas=cas)
 
     def score(self, images, labels, cas=False):
-        """The figures of uint8 images [N, 28, 28] asked for labels [N] (the "generated" row), with
-        the real row, the confusion of both and the classifier's accuracy; CAS only if cas."""
+        """The figures of uint8 images [N, H, W] or [N, H, W, 3] (the split's shape) asked for labels [N]
+        (the "generated" row), with the real row, the confusion of both and the classifier's accuracy;
+        CAS only if cas."""
         feats, probs = classifier.features_and_probs(self.classifier, images)
         generated = self._figures(images, labels, feats, probs)
         real = self.real
@@ -149,16 +167,46 @@ class Evaluator:
                     frechet_n=min(len(images), self.m), frechet_reference_n=self.n_ref,
                     classifier=dict(heldout_accuracy=self.accuracy, heldout_n=self.n_held,
                                     trained_on=len(self.train_images), file=self.classifier_file),
-                    n_per_label=self.n_per_label, seed=self.seed, data=self.source)
+                    n_per_label=self.n_per_label, seed=self.seed, data=self.source,
+                    label_names=list(self.label_names))
 
 
 # ---------------------------------------------------------------- the command
 
-def read_scored(path):
-    """(images, labels) of an --npz file as generate --npz writes it: uint8 images [N, 28, 28], integer
-    labels [N] in 0..9, at least NPZ_MIN_IMAGES. DataError naming what is wrong otherwise."""
+def recorded_run(args):
+    """The Config of the run the flags name, from its record alone: a bad --npz is refused before the
+    generator is loaded. Upstream's (28 x 28 grey digits, 10 labels) for --pretrained, the shipped
+    generator's, and where there is no run (the command then stops for want of one)."""
+    recorded = None if args.pretrained else checkpoint.read_run(args.checkpoint_dir or Config.checkpoint_dir)[0]
+    return recorded or Config()
+
+
+def check_image_shape(images, image_shape, where):
+    """DataError unless images are [N, H, W] (or [N, H, W, 1]) for image_shape [H, W, 1], [N, H, W, 3]
+    for [H, W, 3]."""
+    H, W, C = image_shape
+    want = (H, W) if C == 1 else (H, W, C)
+    shape = images.shape[1:3] if C == 1 and images.ndim == 4 and images.shape[3] == 1 else images.shape[1:]
+    if len(shape) != len(want):
+        raise DataError(f"{where}: images must have {len(want) + 1} dimensions [N, {', '.join(map(str, want))}], "
+                        f"got shape {images.shape}: the run's images are {'grey' if C == 1 else 'colour'}")
+    if shape != want:
+        raise DataError(f"{where}: images are {' x '.join(map(str, shape))}, expected {' x '.join(map(str, want))} "
+                        f"as the run's")
+
+
+def read_scored(path, cfg):
+    """(images, labels) of an --npz file as generate --npz writes it for the run cfg records: uint8 images
+    [N, H, W] (grey) or [N, H, W, 3] (colour) of the run's size, integer labels [N] in 0..K-1 (the run's
+    K labels), at least NPZ_MIN_IMAGES. DataError naming the file and what is wrong otherwise."""
     where = f"--npz {path}"
-    images, labels = data.load_npz(path, (("images", "labels"),), where, "generate --npz writes images and labels")
+    arrays = data.read_npz(path, ("images", "labels"), where)
+    for key in ("images", "labels"):
+        if key not in arrays:
+            raise DataError(f"{where}: no array '{key}' (generate --npz writes images and labels)")
+    check_image_shape(arrays["images"], cfg.image_shape(), f"{where}[images]")
+    images, labels = data.check_pair(arrays["images"], arrays["labels"], f"{where}[images]", f"{where}[labels]",
+                                     n_labels=len(cfg.label_names()))
     if len(images) < NPZ_MIN_IMAGES:
         raise DataError(f"{where}: {len(images)} images; KID and precision/recall need at least {NPZ_MIN_IMAGES}")
     return images, labels
@@ -177,7 +225,8 @@ def check_arguments(p, args):
 
 def evaluate_seed(args, drawn, split, scored, seed):
     """The result of one seed: the run's generator's figures, or with --npz the file's."""
-    evaluator = Evaluator(split, args.n_per_label, seed, args.cache_dir, args.retrain_classifier)
+    evaluator = Evaluator(split, args.n_per_label, seed, args.cache_dir, args.retrain_classifier,
+                          label_names=drawn.cfg.label_names())
     if scored is None:
         return dict(evaluator(drawn.generator, cas=not args.no_cas), checkpoint=drawn.path, weights=drawn.drawn)
     return dict(evaluator.score(*scored, cas=not args.no_cas), npz=args.npz)
@@ -185,7 +234,7 @@ def evaluate_seed(args, drawn, split, scored, seed):
 
 def command(p, args):
     seeds = check_arguments(p, args)
-    scored = read_scored(args.npz) if args.npz else None  # a bad file is refused before any work
+    scored = read_scored(args.npz, recorded_run(args)) if args.npz else None  # refused before any work
     drawn = checkpoint.load_generator(args)
     split = run_data(drawn.cfg, drawn.fingerprint)
     if scored is None:
@@ -213,7 +262,8 @@ def command(p, args):
     if args.confusion:
         from dcgan_mnist.plot import write_confusion  # here: the training hook, which imports this module, draws none
         write_confusion(results[0]["confusion"]["generated"], f"{name}: the share of each label requested\n"
-                                                              f"read as each label by the classifier", args.confusion)
+                                                              f"read as each label by the classifier", args.confusion,
+                        drawn.cfg.class_names)
         print(f"wrote {args.confusion}" + (f" (seed {seeds[0]})" if len(seeds) > 1 else ""))
 
 
@@ -235,13 +285,14 @@ def main(argv=None):
                             "± half its range; --out then holds every seed's result and the summary, --confusion "
                             "the first seed's picture")
     p.add_argument("--npz", metavar="FILE",
-                   help="score the images of this file (uint8 images [N, 28, 28], int labels [N], as generate --npz "
-                        "writes) instead of the run's generator, with the run's classifier, training split and "
-                        "held-out images")
+                   help="score the images of this file (uint8 images [N, H, W] (grey) or [N, H, W, 3] (colour) of "
+                        "the run's size, int labels [N] of the run's labels, as generate --npz writes) instead of the "
+                        "run's generator, with the run's classifier, training split and held-out images")
     p.add_argument("--no-cas", action="store_true", help="skip the Classification Accuracy Score (quick)")
     p.add_argument("--out", help="also write the figures to this JSON file")
     p.add_argument("--confusion", metavar="FILE.png",
-                   help="also write the confusion picture of the scored images: label requested against label read")
+                   help="also write the confusion picture of the scored images: label requested against label read "
+                        "(K x K for the run's K labels)")
     p.add_argument("--retrain-classifier", action="store_true", help="train the classifier again, "
                                                                      "replacing the cached one")
     p.add_argument("--cache-dir", default=classifier.CACHE_DIR,

@@ -1,7 +1,8 @@
 """The trained generator as a SavedModel: `python -m dcgan_mnist.export --checkpoint-dir DIR --out DIR`.
 
 Its serving signature takes z [N, dim_z] float32 (upstream drew it from U(-1, 1)) and labels [N]
-int32 (0 to 9) and returns images [N, 28, 28] uint8, the pixels generate.py writes. Only the
+int32 (0 to dim_y - 1) and returns images uint8 [N, H, W] (grey; MNIST: 28 x 28) or [N, H, W, 3]
+(colour), the pixels generate.py writes. Only the
 generator's weights are saved, with generate's context for seed 0: as in upstream, batch norm uses
 the statistics of the batch, so every request is drawn in one batch with those 500 ordinary draws
 (generate.draw), and a request of one digit is a digit, not the blank its own statistics give.
@@ -34,8 +35,9 @@ class ServedGenerator(tf.Module):
             tf.TensorSpec([None], tf.int32, name="labels")])
 
     def _serve(self, z, labels):
-        checks = [tf.debugging.assert_non_negative(labels, message="labels must be 0 to 9"),
-                  tf.debugging.assert_less(labels, self.generator.dim_y, message="labels must be 0 to 9"),
+        in_range = f"labels must be 0 to {self.generator.dim_y - 1}"
+        checks = [tf.debugging.assert_non_negative(labels, message=in_range),
+                  tf.debugging.assert_less(labels, self.generator.dim_y, message=in_range),
                   tf.debugging.assert_equal(tf.shape(z)[0], tf.shape(labels)[0],
                                             message="z and labels must have the same length N")]
         with tf.control_dependencies(checks):
@@ -71,9 +73,10 @@ def command(p, args):
         p.error(f"--out {args.out}: folder {parent} does not exist")
     drawn = load_generator(args)
     export(drawn.generator, args.out)
+    H, W, C = drawn.generator.image_shape
     print(f"wrote {args.out}: generator of {drawn.describe()}; "
           f"signature serving_default(z float32 [N, {drawn.cfg.dim_z}], "
-          f"labels int32 [N]) -> images uint8 [N, 28, 28]")
+          f"labels int32 [N]) -> images uint8 [N, {H}, {W}{'' if C == 1 else ', 3'}]")
 
 
 def main(argv=None):

@@ -19,11 +19,12 @@ class TrainingHook:
     `python -m dcgan_mnist.evaluate` measures it."""
 
     def __init__(self, cfg, model, averaged, split):
-        """split: the run's data.Split, as train.prepare made it (no second load of the data)."""
+        """split: the run's data.Split, as train.prepare made it (no second load of the data), of any image
+        shape; cfg: the run's settings, its labels (cfg.label_names()) decided by the data."""
         # Imported here: a run that measures nothing loads neither evaluate nor its classifier.
         from dcgan_mnist.evaluate import Evaluator
         self.cfg, self.model, self.averaged = cfg, model, averaged
-        self.evaluator = e = Evaluator(split, cfg.eval_n_per_label)
+        self.evaluator = e = Evaluator(split, cfg.eval_n_per_label, label_names=cfg.label_names())
         print(f"quality: classifier {e.accuracy:.2%} accurate on {e.n_held} held-out real images; "
               f"{e.n_per_label} generated images per label per measurement")
         self.path = os.path.join(cfg.checkpoint_dir, METRICS_FILE)

@@ -1,12 +1,11 @@
 """The quality figures' formulas, in NumPy, on what the evaluation classifier reads from a set of
-images (its penultimate features [N, D], its p(y|x) [N, 10]) or on the images' pixels.
+images (its penultimate features [N, D], its p(y|x) [N, K] over K labels) or on the images' pixels.
 
 evaluate.py computes the classifier's outputs and decides which sets are compared; this module
 only does the arithmetic, so each formula can be checked on inputs whose answer is known.
 """
 import numpy as np
 
-N_LABELS = 10
 KID_SUBSETS = 100  # torch-fidelity's default number of subsets
 KID_SUBSET_SIZE = 1000  # torch-fidelity's default subset size, capped by the sets' sizes (kid_subset_size)
 KID_WHOLE_KERNELS = 3000  # sets up to this size get whole kernel matrices (3 x 72 MB at most)
@@ -22,21 +21,24 @@ def label_agreement(probs, labels):
 
 
 def per_label_agreement(probs, labels):
-    """Label agreement among the images asked for each label 0..9 (None for a label not asked for)."""
+    """Label agreement among the images asked for each label 0..K-1, K the width of probs (None for a
+    label not asked for)."""
     read = np.argmax(probs, axis=1)
-    return [float(np.mean(read[labels == y] == y)) if np.any(labels == y) else None for y in range(N_LABELS)]
+    return [float(np.mean(read[labels == y] == y)) if np.any(labels == y) else None for y in range(probs.shape[1])]
 
 
 def confusion(probs, labels):
-    """10 x 10 shares: row y, the images asked for label y; column c, the share of them read as c.
-    A label not asked for has a row of zeros."""
-    counts = np.zeros((N_LABELS, N_LABELS))
+    """K x K shares, K the width of probs: row y, the images asked for label y; column c, the share
+    of them read as c. A label not asked for has a row of zeros."""
+    n_labels = probs.shape[1]
+    counts = np.zeros((n_labels, n_labels))
     np.add.at(counts, (labels, np.argmax(probs, axis=1)), 1)
     return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
 
 
 def classifier_score(probs, eps=1e-12):
-    """exp(E_x KL(p(y|x) || p(y))), p(y) the mean of p(y|x) over the set (TF-GAN's classifier_score)."""
+    """exp(E_x KL(p(y|x) || p(y))), p(y) the mean of p(y|x) over the set (TF-GAN's classifier_score):
+    from 1 to K, the width of probs."""
     p_y = probs.mean(axis=0, keepdims=True)
     kl = np.sum(probs * (np.log(probs + eps) - np.log(p_y + eps)), axis=1)
     return float(np.exp(kl.mean()))

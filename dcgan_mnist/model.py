@@ -3,7 +3,9 @@
 Weights, forward passes and costs, nothing else. Names (gen_W1, discrim_W4, dim_z, yb, h1, ...)
 and the order of the lines are upstream's, so this file reads side by side with upstream's
 model.py and a walkthrough of it. Shapes are NHWC; no batch size is baked in, so any batch runs
-through the same functions.
+through the same functions. Upstream's constructor took image_shape and then wrote 28, 14 and 7
+into its passes; here they are the image size H x W, H/2 x W/2 and the base H/4 x W/4, so any size
+divisible by 4 and 1 or 3 channels build (the default is upstream's 28 x 28 x 1, to the bit).
 
 - Generator: gen_W1 .. gen_W4 and upstream's generate / samples_generator. Training's grids,
   the averaged generator, generate, evaluate and export all draw from an instance of it.
@@ -22,7 +24,7 @@ import sys
 import tensorflow as tf
 
 from dcgan_mnist.cli import OneLineErrorParser, add_verbose, run
-from dcgan_mnist.config import MODEL_SETTINGS, Config, add_arguments, from_args
+from dcgan_mnist.config import IMAGE_SHAPE, MODEL_SETTINGS, N_LABELS, Config, add_arguments, from_args
 
 
 def batchnormalize(X, eps=1e-8):
@@ -87,8 +89,9 @@ class Generator(tf.Module):
     restores into a Generator as well.
     """
 
-    def __init__(self, dim_z=Config.dim_z, dim_y=Config.dim_y, dim_W1=Config.dim_W1, dim_W2=Config.dim_W2,
-                 dim_W3=Config.dim_W3, dim_channel=Config.dim_channel, rng=None, weights=None, name="generator"):
+    def __init__(self, dim_z=Config.dim_z, dim_y=N_LABELS, dim_W1=Config.dim_W1, dim_W2=Config.dim_W2,
+                 dim_W3=Config.dim_W3, dim_channel=IMAGE_SHAPE[2], rng=None, weights=None, name="generator",
+                 image_size=IMAGE_SHAPE[:2]):
         super().__init__(name=name)
         self.dim_z = dim_z
         self.dim_y = dim_y
@@ -96,10 +99,12 @@ class Generator(tf.Module):
         self.dim_W2 = dim_W2
         self.dim_W3 = dim_W3
         self.dim_channel = dim_channel
+        self.image_size = tuple(image_size)  # H, W: upstream's 28, 28
+        H4, W4 = self.base
         if weights is None:
             rng = rng or weights_rng()
             weights = [normal_weight(rng, [dim_z + dim_y, dim_W1], "gen_W1"),
-                       normal_weight(rng, [dim_W1 + dim_y, dim_W2 * 7 * 7], "gen_W2"),
+                       normal_weight(rng, [dim_W1 + dim_y, dim_W2 * H4 * W4], "gen_W2"),
                        normal_weight(rng, [5, 5, dim_W3, dim_W2 + dim_y], "gen_W3"),  # conv-transpose: [h, w, out, in]
                        normal_weight(rng, [5, 5, dim_channel, dim_W3 + dim_y], "gen_W4")]
         self.gen_W1, self.gen_W2, self.gen_W3, self.gen_W4 = weights
@@ -108,28 +113,39 @@ class Generator(tf.Module):
     def gen_vars(self):
         return [self.gen_W1, self.gen_W2, self.gen_W3, self.gen_W4]
 
+    @property
+    def base(self):
+        """H/4, W/4: upstream's 7 x 7, the generator's first map and the discriminator's last."""
+        H, W = self.image_size
+        return H // 4, W // 4
+
+    @property
+    def image_shape(self):
+        return [*self.image_size, self.dim_channel]
+
     def generate(self, Z, Y):
-        """Z [B, dim_z], Y one-hot [B, dim_y] -> logits [B, 28, 28, dim_channel]."""
+        """Z [B, dim_z], Y one-hot [B, dim_y] -> logits [B, H, W, dim_channel] (upstream: 28, 28)."""
         B = tf.shape(Z)[0]
+        H4, W4 = self.base
         yb = tf.reshape(Y, [B, 1, 1, self.dim_y])
         Z = tf.concat([Z, Y], axis=1)
         h1 = tf.nn.relu(batchnormalize(tf.matmul(Z, self.gen_W1)))
         h1 = tf.concat([h1, Y], axis=1)
         h2 = tf.nn.relu(batchnormalize(tf.matmul(h1, self.gen_W2)))
-        h2 = tf.reshape(h2, [B, 7, 7, self.dim_W2])
-        h2 = tf.concat([h2, yb * tf.ones([B, 7, 7, self.dim_y], Y.dtype)], axis=3)
-        output_shape_l3 = [B, 14, 14, self.dim_W3]
+        h2 = tf.reshape(h2, [B, H4, W4, self.dim_W2])
+        h2 = tf.concat([h2, yb * tf.ones([B, H4, W4, self.dim_y], Y.dtype)], axis=3)
+        output_shape_l3 = [B, 2 * H4, 2 * W4, self.dim_W3]
         h3 = tf.nn.conv2d_transpose(h2, self.gen_W3, output_shape=output_shape_l3, strides=[1, 2, 2, 1],
                                     padding="SAME")
         h3 = tf.nn.relu(batchnormalize(h3))
-        h3 = tf.concat([h3, yb * tf.ones([B, 14, 14, self.dim_y], Y.dtype)], axis=3)
-        output_shape_l4 = [B, 28, 28, self.dim_channel]
+        h3 = tf.concat([h3, yb * tf.ones([B, 2 * H4, 2 * W4, self.dim_y], Y.dtype)], axis=3)
+        output_shape_l4 = [B, 4 * H4, 4 * W4, self.dim_channel]
         h4 = tf.nn.conv2d_transpose(h3, self.gen_W4, output_shape=output_shape_l4, strides=[1, 2, 2, 1],
                                     padding="SAME")
         return h4
 
     def samples_generator(self, Z, Y):
-        """Images in [0, 1], [B, 28, 28, dim_channel], for any batch size (196 for grids)."""
+        """Images in [0, 1], [B, H, W, dim_channel], for any batch size (196 for grids)."""
         return tf.nn.sigmoid(self.generate(Z, Y))
 
 
@@ -139,25 +155,27 @@ class DCGAN(Generator):
     The constructor takes upstream's arguments with upstream's defaults, so the
     DCGAN(batch_size=128, image_shape=[28, 28, 1], dim_z=100, dim_W1=1024, dim_W2=128, dim_W3=64)
     of upstream's train.py and DCGAN() both build upstream's model. The sizes are the training
-    run's settings, so their defaults come from config.Config; batch_size is model.py's own 100.
+    run's settings, so their defaults come from config.py; batch_size is model.py's own 100.
     No shape depends on batch_size: upstream baked it into its placeholders, here it is the batch
-    `python -m dcgan_mnist.model` traces.
+    `python -m dcgan_mnist.model` traces. image_shape [H, W, C] is honoured: H and W divisible by 4.
     """
 
-    def __init__(self, batch_size=100, image_shape=(28, 28, Config.dim_channel), dim_z=Config.dim_z,
-                 dim_y=Config.dim_y, dim_W1=Config.dim_W1, dim_W2=Config.dim_W2, dim_W3=Config.dim_W3,
-                 dim_channel=Config.dim_channel, upstream_quirks=Config.upstream_quirks, seed=None):
-        if list(image_shape[:2]) != [28, 28] or image_shape[2] != dim_channel:
-            # The generator upsamples 7 -> 14 -> 28, as upstream's does.
-            raise ValueError(f"image_shape must be [28, 28, dim_channel], got {list(image_shape)}")
+    def __init__(self, batch_size=100, image_shape=IMAGE_SHAPE, dim_z=Config.dim_z, dim_y=N_LABELS,
+                 dim_W1=Config.dim_W1, dim_W2=Config.dim_W2, dim_W3=Config.dim_W3, dim_channel=IMAGE_SHAPE[2],
+                 upstream_quirks=Config.upstream_quirks, seed=None):
+        H, W, C = image_shape
+        if H % 4 or W % 4 or min(H, W) < 4 or C != dim_channel:
+            # The generator upsamples H/4 -> H/2 -> H, as upstream's 7 -> 14 -> 28.
+            raise ValueError(f"image_shape must be [H, W, dim_channel] with H and W divisible by 4, got "
+                             f"{list(image_shape)} and dim_channel {dim_channel}")
         rng = weights_rng(seed)  # one stream, G's weights first, as upstream creates them
-        super().__init__(dim_z, dim_y, dim_W1, dim_W2, dim_W3, dim_channel, rng=rng, name="dcgan")
+        super().__init__(dim_z, dim_y, dim_W1, dim_W2, dim_W3, dim_channel, rng=rng, name="dcgan", image_size=(H, W))
         self.batch_size = batch_size
-        self.image_shape = list(image_shape)
         self.upstream_quirks = upstream_quirks
+        H4, W4 = self.base
         self.discrim_W1 = normal_weight(rng, [5, 5, dim_channel + dim_y, dim_W3], "discrim_W1")
         self.discrim_W2 = normal_weight(rng, [5, 5, dim_W3 + dim_y, dim_W2], "discrim_W2")
-        self.discrim_W3 = normal_weight(rng, [dim_W2 * 7 * 7 + dim_y, dim_W1], "discrim_W3")
+        self.discrim_W3 = normal_weight(rng, [dim_W2 * H4 * W4 + dim_y, dim_W1], "discrim_W3")
         self.discrim_W4 = normal_weight(rng, [dim_W1 + dim_y, 1], "discrim_W4")
 
     @property
@@ -180,14 +198,15 @@ class DCGAN(Generator):
         return discrim_cost, gen_cost, p_real, p_gen
 
     def discriminate(self, image, Y):
-        """image [B, 28, 28, dim_channel] in [0, 1], Y one-hot -> logits [B, 1]."""
+        """image [B, H, W, dim_channel] in [0, 1], Y one-hot -> logits [B, 1]."""
         B = tf.shape(image)[0]
+        H4, W4 = self.base
         yb = tf.reshape(Y, [B, 1, 1, self.dim_y])
-        X = tf.concat([image, yb * tf.ones([B, 28, 28, self.dim_y], Y.dtype)], axis=3)
+        X = tf.concat([image, yb * tf.ones([B, 4 * H4, 4 * W4, self.dim_y], Y.dtype)], axis=3)
         h1 = lrelu(tf.nn.conv2d(X, self.discrim_W1, strides=[1, 2, 2, 1], padding="SAME"))
-        h1 = tf.concat([h1, yb * tf.ones([B, 14, 14, self.dim_y], Y.dtype)], axis=3)
+        h1 = tf.concat([h1, yb * tf.ones([B, 2 * H4, 2 * W4, self.dim_y], Y.dtype)], axis=3)
         h2 = lrelu(batchnormalize(tf.nn.conv2d(h1, self.discrim_W2, strides=[1, 2, 2, 1], padding="SAME")))
-        h2 = tf.reshape(h2, [B, 7 * 7 * self.dim_W2])
+        h2 = tf.reshape(h2, [B, H4 * W4 * self.dim_W2])
         h2 = tf.concat([h2, Y], axis=1)
         h3 = lrelu(batchnormalize(tf.matmul(h2, self.discrim_W3)))
         h3 = tf.concat([h3, Y], axis=1)

@@ -18,18 +18,19 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from dcgan_mnist.cli import OneLineErrorParser, UserError, add_verbose, run
-from dcgan_mnist.config import METRICS_FILE, Config, check_output_folders
+from dcgan_mnist.config import METRICS_FILE, N_LABELS, Config, check_output_folders
 from dcgan_mnist.files import atomic_write
-from dcgan_mnist.metrics import N_LABELS
 
+# The panels' titles; {K} is the run's number of labels, the classifier score's maximum.
 FIGURES = (("label_agreement", "label agreement (higher is better)"),
-           ("classifier_score", "classifier score (out of 10, higher is better)"),
+           ("classifier_score", "classifier score (out of {K}, higher is better)"),
            ("frechet_distance", "Frechet distance (lower is better, log scale)"))
 # The distance falls a hundredfold in a run: on a linear scale the part where the generators
 # approach the real reference, and differ, is a flat line at the bottom.
 LOG_SCALE = ("frechet_distance",)
 SIZE = (12.0, 3.6)  # inches, at DPI: a 1200 x 360 picture
 CONFUSION_SIZE = (6.0, 5.4)  # inches, at DPI: a 600 x 540 picture
+CONFUSION_NUMBERS = 20  # labels up to which each cell of the confusion picture has its share written in
 DPI = 100
 
 
@@ -98,6 +99,12 @@ def read_real(path):
     return real
 
 
+def n_labels(records):
+    """The run's number of labels: the length of its per-label agreement (the ten digits if not recorded)."""
+    per_label = records[-1].get("per_label_agreement")
+    return len(per_label) if isinstance(per_label, list) and per_label else N_LABELS
+
+
 def draw(records, real, title):
     fig = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
@@ -113,34 +120,40 @@ def draw(records, real, title):
             ax.axhline(real[name], color="gray", linestyle="--", label="held-out real")
         if name in LOG_SCALE:
             ax.set_yscale("log")
-        ax.set_title(label, fontsize="medium")
+        ax.set_title(label.format(K=n_labels(records)), fontsize="medium")
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
     fig.axes[0].legend(fontsize="small")
     return fig
 
 
-def draw_confusion(shares, title):
-    """A 10 x 10 picture of confusion shares: requested label (rows) against label read (columns)."""
+def draw_confusion(shares, title, names=None):
+    """A K x K picture of confusion shares: requested label (rows) against label read (columns), the
+    labels named by names (class names) or numbered 0 to K - 1 (digits)."""
     fig = Figure(figsize=CONFUSION_SIZE, dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    k = len(shares)
     for (row, col), share in np.ndenumerate(shares):
-        if share >= 0.005:  # blank cells for zero: the mistakes stand out
-            ax.text(col, row, f"{share:.2f}", ha="center", va="center", fontsize="small",
+        if share >= 0.005 and k <= CONFUSION_NUMBERS:  # blank cells for zero: the mistakes stand out
+            ax.text(col, row, f"{share:.2f}", ha="center", va="center", fontsize="small" if k <= 10 else "xx-small",
                     color="white" if share > 0.5 else "black")
-    ax.set_xticks(range(N_LABELS))
-    ax.set_yticks(range(N_LABELS))
+    if names:
+        ax.set_xticks(range(k), names, rotation=90)
+        ax.set_yticks(range(k), names)
+    else:  # matplotlib numbers the ticks
+        ax.set_xticks(range(k))
+        ax.set_yticks(range(k))
     ax.set_xlabel("label read by the classifier")
     ax.set_ylabel("label requested")
     ax.set_title(title, fontsize="medium")
     return fig
 
 
-def write_confusion(shares, title, path):
+def write_confusion(shares, title, path, names=None):
     with atomic_write(path) as f:
-        draw_confusion(np.asarray(shares), title).savefig(f, format="png")
+        draw_confusion(np.asarray(shares), title, names).savefig(f, format="png")
 
 
 def command(p, args):

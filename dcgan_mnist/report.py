@@ -4,7 +4,7 @@ A result is what evaluate.Evaluator.score returns; its rows are dicts of figures
 """
 import numpy as np
 
-from dcgan_mnist import metrics
+LABELS_PER_LINE = 10  # per-label agreement: the columns of one block of the table
 
 
 def one_line(g):
@@ -20,7 +20,7 @@ def cell(value, form):
 
 def table(rows, result):
     """rows: (name, figures) pairs, e.g. ("generated", result["generated"]); the notes from result."""
-    c = result["classifier"]
+    c, names = result["classifier"], result["label_names"]
     lines = [f"{'':<20}{'images':>7}{'agreement':>10}{'score':>7}{'Frechet':>10}{'KID':>20}{'precision':>10}"
              f"{'recall':>7}{'CAS':>8}{'copies':>7}"]
     for name, r in rows:
@@ -28,17 +28,28 @@ def table(rows, result):
         lines.append(f"{name:<20}{r['n']:>7}{r['label_agreement']:>10.4f}{r['classifier_score']:>7.3f}"
                      f"{r['frechet_distance']:>10.3f}{kid:>20}{r['precision']:>10.3f}{r['recall']:>7.3f}"
                      f"{cell(r['cas'], '.4f'):>8}{r['copies']:>7.3f}")
-    lines.append(f"{'agreement of':<20}" + "".join(f"{f'label {y}':>8}" for y in range(metrics.N_LABELS)))
-    for name, r in rows:
-        lines.append(f"{name:<20}" + "".join(f"{cell(a, '.4f'):>8}" for a in r["per_label_agreement"]))
+    lines += per_label_lines(rows, names)
     lines.append(f"Frechet, KID, precision/recall: {result['frechet_n']} images of each set against "
-                 f"{result['frechet_reference_n']} other held-out real images; classifier score out of 10; "
+                 f"{result['frechet_reference_n']} other held-out real images; classifier score out of {len(names)}; "
                  f"CAS{' (-: not measured)' * any(r['cas'] is None for _, r in rows)} on all {c['heldout_n']} "
                  f"held-out real images; copies: share nearer "
                  f"a training image than 99% of held-out real images are")
     lines.append(f"classifier: {c['heldout_accuracy']:.2%} accurate on {c['heldout_n']} held-out real images "
                  f"(trained on {c['trained_on']}: {c['file']})")
     return "\n".join(lines)
+
+
+def per_label_lines(rows, names):
+    """The agreement of each label (named by names) in each row, LABELS_PER_LINE labels to a block."""
+    lines = []
+    for start in range(0, len(names), LABELS_PER_LINE):
+        heads = [f"label {name}" for name in names[start:start + LABELS_PER_LINE]]
+        widths = [max(8, len(head) + 1) for head in heads]
+        lines.append(f"{'agreement of':<20}" + "".join(f"{head:>{w}}" for head, w in zip(heads, widths)))
+        for name, r in rows:
+            shares = r["per_label_agreement"][start:start + LABELS_PER_LINE]
+            lines.append(f"{name:<20}" + "".join(f"{cell(a, '.4f'):>{w}}" for a, w in zip(shares, widths)))
+    return lines
 
 
 # The figures a --seeds table gives, with their heads.

@@ -56,9 +56,11 @@ def cpu_flags(path="/proc/cpuinfo"):
 def bf16_slowdown(cfg, repeats=3):
     """How many times float32's time the step's largest matmul (h1 x gen_W2) and conv (h1 x discrim_W2)
     take in bfloat16 here, at cfg's sizes: best of `repeats` each, after one warm-up."""
-    B, W1, W2, W3, y = cfg.batch_size, cfg.dim_W1, cfg.dim_W2, cfg.dim_W3, cfg.dim_y
-    ops = [(lambda a, b: tf.matmul(a, b), [B, W1 + y], [W1 + y, W2 * 7 * 7]),
-           (lambda a, b: tf.nn.conv2d(a, b, 2, "SAME"), [B, 14, 14, W3 + y], [5, 5, W3 + y, W2])]
+    sizes = cfg.generator_kwargs()
+    B, W1, W2, W3, y = cfg.batch_size, cfg.dim_W1, cfg.dim_W2, cfg.dim_W3, sizes["dim_y"]
+    H, W = sizes["image_size"]
+    ops = [(lambda a, b: tf.matmul(a, b), [B, W1 + y], [W1 + y, W2 * (H // 4) * (W // 4)]),
+           (lambda a, b: tf.nn.conv2d(a, b, 2, "SAME"), [B, H // 2, W // 2, W3 + y], [5, 5, W3 + y, W2])]
     total = {}
     for dtype in (tf.float32, tf.bfloat16):
         total[dtype] = 0.0
@@ -124,11 +126,12 @@ def fused_batchnorm(X, eps):
 
 def label_maps(Y, W_y, size, transpose, dtype):
     """Each image's share of a stride-2 SAME conv (or conv-transpose) over its label broadcast on
-    size x size planes: conv(Y broadcast, W_y), as Y @ (conv of the dim_y one-hot planes)."""
+    planes of size (h, w): conv(Y broadcast, W_y), as Y @ (conv of the dim_y one-hot planes)."""
     dim_y = Y.shape[-1]
-    planes = tf.tile(tf.reshape(tf.eye(dim_y, dtype=dtype), [dim_y, 1, 1, dim_y]), [1, size, size, 1])
+    h, w = size
+    planes = tf.tile(tf.reshape(tf.eye(dim_y, dtype=dtype), [dim_y, 1, 1, dim_y]), [1, h, w, 1])
     if transpose:  # W_y [5, 5, out, dim_y]
-        per_label = tf.nn.conv2d_transpose(planes, W_y, [dim_y, 2 * size, 2 * size, W_y.shape[2]],
+        per_label = tf.nn.conv2d_transpose(planes, W_y, [dim_y, 2 * h, 2 * w, W_y.shape[2]],
                                            strides=2, padding="SAME")
     else:          # W_y [5, 5, dim_y, out]
         per_label = tf.nn.conv2d(planes, W_y, strides=2, padding="SAME")
@@ -192,18 +195,19 @@ def dense(X, W):
 def generate(m, Z, Y, dtype=tf.float32):
     """m.generate(Z, Y) with the conv layers' label channels as label maps."""
     B = tf.shape(Z)[0]
+    h, w = m.base  # H/4 x W/4, upstream 7 x 7
     Z, Y = tf.cast(Z, dtype), tf.cast(Y, dtype)
     h1 = tf.nn.relu(batchnorm_groups(dense(tf.concat([Z, Y], 1), tf.cast(m.gen_W1, dtype)), 1))
     h2 = tf.nn.relu(batchnorm_groups(dense(tf.concat([h1, Y], 1), tf.cast(m.gen_W2, dtype)), 1))
-    h2 = tf.reshape(h2, [B, 7, 7, m.dim_W2])
+    h2 = tf.reshape(h2, [B, h, w, m.dim_W2])
     W3 = tf.cast(m.gen_W3, dtype)
     W3, W3_y = tf.split(W3, [m.dim_W2, m.dim_y], axis=3)  # one concat back, not two full-size slice gradients
-    h3 = tf.nn.conv2d_transpose(h2, W3, [B, 14, 14, m.dim_W3], strides=2, padding="SAME")
-    h3 = tf.nn.relu(batchnorm_groups(h3 + label_maps(Y, W3_y, 7, True, dtype), 1))
+    h3 = tf.nn.conv2d_transpose(h2, W3, [B, 2 * h, 2 * w, m.dim_W3], strides=2, padding="SAME")
+    h3 = tf.nn.relu(batchnorm_groups(h3 + label_maps(Y, W3_y, (h, w), True, dtype), 1))
     W4 = tf.cast(m.gen_W4, dtype)
     W4, W4_y = tf.split(W4, [m.dim_W3, m.dim_y], axis=3)
     h4 = conv_transpose_s2(h3, W4)
-    return tf.cast(h4 + label_maps(Y, W4_y, 14, True, dtype), tf.float32)
+    return tf.cast(h4 + label_maps(Y, W4_y, (2 * h, 2 * w), True, dtype), tf.float32)
 
 
 def discriminate(m, X, Y, groups=1, dtype=tf.float32):
@@ -211,13 +215,14 @@ def discriminate(m, X, Y, groups=1, dtype=tf.float32):
     `groups` batches stacked, each normalised on its own as if discriminated alone."""
     X, Y = tf.cast(X, dtype), tf.cast(Y, dtype)
     B = tf.shape(X)[0]
+    h, w = m.base  # H/4 x W/4, upstream 7 x 7
     W1, W2 = tf.cast(m.discrim_W1, dtype), tf.cast(m.discrim_W2, dtype)
     C = m.dim_channel
     (W1, W1_y), (W2, W2_y) = tf.split(W1, [C, m.dim_y], axis=2), tf.split(W2, [m.dim_W3, m.dim_y], axis=2)
-    h1 = lrelu(conv_s2(X, W1) + label_maps(Y, W1_y, 28, False, dtype))
+    h1 = lrelu(conv_s2(X, W1) + label_maps(Y, W1_y, (4 * h, 4 * w), False, dtype))
     h2 = tf.nn.conv2d(h1, W2, strides=2, padding="SAME")
-    h2 = h2 + label_maps(Y, W2_y, 14, False, dtype)
-    h2 = tf.reshape(lrelu(batchnorm_groups(h2, groups)), [B, 7 * 7 * m.dim_W2])
+    h2 = h2 + label_maps(Y, W2_y, (2 * h, 2 * w), False, dtype)
+    h2 = tf.reshape(lrelu(batchnorm_groups(h2, groups)), [B, h * w * m.dim_W2])
     h3 = lrelu(batchnorm_groups(dense(tf.concat([h2, Y], 1), tf.cast(m.discrim_W3, dtype)), groups))
     h4 = tf.cast(dense(tf.concat([h3, Y], 1), tf.cast(m.discrim_W4, dtype)), tf.float32)
     if m.upstream_quirks:
@@ -300,7 +305,7 @@ def fused_adam(optimizer, var_list, grads):
 
 
 class TrainSteps(NamedTuple):
-    """The compiled iterations: (images [B, 28, 28, C], int labels [B]) -> d_cost, g_cost,
+    """The compiled iterations: (images [B, H, W, C], int labels [B]) -> d_cost, g_cost,
     mean P(real), mean P(gen), each after one Adam step."""
     d_step: Callable            # a D iteration: Adam on d_cost, D's weights only
     g_step: Callable            # a G iteration: Adam on g_cost, G's weights only (and the average)

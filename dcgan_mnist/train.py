@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from dcgan_mnist import checkpoint, data, distribute, folder
 from dcgan_mnist.cli import OneLineErrorParser, Stopped, UserError, run
-from dcgan_mnist.config import Config, ConfigError, add_arguments, flag_name, from_args
+from dcgan_mnist.config import N_LABELS, Config, ConfigError, add_arguments, flag_name, from_args, image_size_problem
 from dcgan_mnist.grid import save_progress_gif, save_visualization
 from dcgan_mnist.hook import TrainingHook
 from dcgan_mnist.model import DCGAN, Generator
@@ -78,7 +78,7 @@ def train(cfg, argv=(), stop=None):
 class Run:
     """What start() sets up for the loop."""
     cfg: Config
-    images: tf.Tensor  # the training split, uint8 [N, 28, 28], one copy for the whole run
+    images: tf.Tensor  # the training split, uint8 [N, H, W] or [N, H, W, 3], one copy for the whole run
     labels: tf.Tensor
     model: DCGAN
     steps: TrainSteps
@@ -256,7 +256,7 @@ def prepare(cfg):
     cfg is validated."""
     # --force-new: the folder's run is moved aside once every check has passed (take_folder).
     saved, saved_fingerprint = (None, None) if cfg.force_new else checkpoint.read_run(cfg.checkpoint_dir)
-    for name in ("seed", "dataset", "valid_size"):
+    for name in ("seed", "dataset", "valid_size", "image_size", "dim_channel", "dim_y"):
         if saved is not None and getattr(cfg, name) is None:
             setattr(cfg, name, getattr(saved, name))  # resuming: the run's own, not a default's
     if saved is not None:
@@ -267,10 +267,10 @@ def prepare(cfg):
             raise UserError(f"{cfg.checkpoint_dir} holds a run with other settings: {what}; use another "
                             f"--checkpoint-dir, the same settings, or --force-new to move it aside")
     dataset = data.load_dataset(cfg)
-    if dataset.fallback:
-        print(dataset.fallback)
-    cfg.dataset = dataset.name  # run.json names the data it trained on
-    cfg.valid_size = cfg.held_out()
+    for line in (dataset.fallback, *dataset.notes):
+        if line:
+            print(line)
+    fit_settings(cfg, dataset)
     if cfg.seed is None:
         cfg.seed = secrets.randbits(31)
     if cfg.valid_size >= len(dataset.train_images):
@@ -281,7 +281,7 @@ def prepare(cfg):
     if cfg.batch_size > len(trX):
         raise ConfigError(f"--batch-size {cfg.batch_size} is larger than the {len(trX)} training images "
                           f"({len(dataset.train_images)} in {dataset.source} less --valid-size {cfg.valid_size})")
-    fingerprint = data.fingerprint(trX, trY)
+    fingerprint = data.fingerprint(trX, trY, cfg.class_names)
     if saved_fingerprint is not None and fingerprint != saved_fingerprint:
         raise UserError(f"{cfg.checkpoint_dir} holds a run trained on other data than {dataset.source}; "
                         f"use another --checkpoint-dir, the run's data, or --force-new to move it aside")
@@ -289,6 +289,24 @@ def prepare(cfg):
         folder.probe_writable(path, flag)
     print(f"data: {len(trX)} training images from {dataset.source} ({cfg.valid_size} held out)")
     return cfg, split, fingerprint
+
+
+def fit_settings(cfg, dataset):
+    """What the data decide, into cfg for run.json: the dataset's name, the held-out size, the image
+    shape and the classes (where a flag gave one, the data now have it: resized, converted or checked)."""
+    cfg.dataset = dataset.name
+    cfg.valid_size = cfg.held_out(len(dataset.train_images))
+    images = dataset.train_images
+    size = images.shape[1:3]
+    if image_size_problem(size):
+        raise ConfigError(f"{dataset.source}: images are {size[0]} x {size[1]}: {image_size_problem(size)}; "
+                          f"--image-size resizes them")
+    cfg.image_size, cfg.dim_channel = tuple(size), 1 if images.ndim == 3 else images.shape[3]
+    classes = len(dataset.class_names) if dataset.class_names else N_LABELS
+    if cfg.dim_y is not None and cfg.dim_y != classes:
+        raise ConfigError(f"--dim-y {cfg.dim_y}: {dataset.source} has {classes} classes; leave --dim-y out "
+                          f"(it is the number of classes)")
+    cfg.dim_y, cfg.class_names = classes, dataset.class_names
 
 
 def make_gif(cfg):

@@ -4,6 +4,7 @@
     python scripts/benchmark.py flops
     python scripts/benchmark.py cli [--rounds 3] [--precisions float32,bf16]
     python scripts/benchmark.py profile [--precision float32|bf16] [--pairs 10] [--top 15]
+    python scripts/benchmark.py load [--n 60000] [--rounds 5] [--workers 1,2] [--dir DIR]
 
 step: each case in its own process (so its peak RSS is its own) or, with --interleave, all in one
 process taking turns of 4 iterations (fair ratios on a busy machine), after warm-up iterations:
@@ -35,6 +36,15 @@ short run and the median round, the share of the best matmul rate measured betwe
 profile: TensorFlow's profiler over D-and-G pairs of the step (unprinted G iterations, averaged
 generator on, random images), op time summed by kind. Ops run two at a time on 2 cores, so op time
 adds up to more than wall time: read the shares. docs/speed.md gives the figures.
+
+load: --image-folder's loading (dcgan_mnist/imagefolder.py) against IDX. Fashion-MNIST's first --n
+training images are written (untimed) as a gzipped IDX pair and as PNGs, one subfolder per label, into
+a temporary folder (or --dir, kept and reused); then, in this process, data.load_idx_pair of the pair
+and imagefolder.load_image_folder of the PNGs (at each --workers thread count) take turns for --rounds
+rounds. Both are read once first, untimed, so every timed read finds its files in the page cache: the
+rounds time decoding, not the disk. The first read also checks that the folder gives the IDX array
+(in the folder's order: by label, then by index). Prints every round, then each one's median and range,
+wall and CPU seconds of this process: a busy machine stretches the wall time, hardly the CPU time.
 """
 import argparse
 import collections
@@ -529,6 +539,76 @@ def profile(args):
         print(f"  {ps / total:6.1%}  {op}")
 
 
+# ---------------------------------------------------------------- load: an image folder against IDX
+
+def write_load_data(folder, n):
+    """Fashion-MNIST's first n training images into folder, unless already there: a gzipped IDX pair (as
+    Debian's) and png/LABEL/INDEX.png. Returns (images, labels)."""
+    import gzip
+
+    import numpy as np
+    from PIL import Image
+
+    from dcgan_mnist import data
+    images, labels = data.load_idx_pair(*(os.path.join(data.DEBIAN_FASHION_DIR, f + ".gz") for f in data.TRAIN_FILES))
+    images, labels = images[:n], labels[:n]
+    done = os.path.join(folder, f"written-{n}")
+    if os.path.exists(done):
+        return images, labels
+    print(f"writing {n:,} images as IDX and PNG into {folder} (untimed)", file=sys.stderr, flush=True)
+    for name, array in zip(data.TRAIN_FILES, (images, labels)):
+        header = bytes([0, 0, data.IDX_UBYTE, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+        with open(os.path.join(folder, name + ".gz"), "wb") as f:
+            f.write(gzip.compress(header + array.astype(np.uint8).tobytes()))
+    for label in np.unique(labels):
+        os.makedirs(os.path.join(folder, "png", str(label)), exist_ok=True)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        Image.fromarray(image).save(os.path.join(folder, "png", str(label), f"{i:05d}.png"))
+    open(done, "w").close()
+    return images, labels
+
+
+def load(args):
+    import numpy as np
+
+    from dcgan_mnist import data, imagefolder
+    with contextlib.ExitStack() as stack:
+        folder = args.dir or stack.enter_context(tempfile.TemporaryDirectory())
+        os.makedirs(folder, exist_ok=True)
+        images, labels = write_load_data(folder, args.n)
+        idx, png = [os.path.join(folder, f + ".gz") for f in data.TRAIN_FILES], os.path.join(folder, "png")
+
+        def load_png(workers):
+            with mock.patch.object(imagefolder, "IMAGE_WORKERS", workers):
+                return imagefolder.load_image_folder(png)
+
+        cases = {"IDX": lambda: data.load_idx_pair(*idx)}
+        for w in [int(w) for w in args.workers.split(",")] if args.workers else [imagefolder.IMAGE_WORKERS]:
+            cases[f"PNG {w} thread{'s' * (w > 1)}"] = lambda w=w: load_png(w)
+        order = np.argsort(labels, kind="stable")  # the folder's: by label (class "0" to "9"), then by index
+        for name, run in cases.items():  # untimed: warms the page cache, and checks what each gives
+            got = run()
+            if name != "IDX" and not (np.array_equal(got.images, images[order]) and
+                                      np.array_equal(got.labels, labels[order])):
+                raise SystemExit(f"benchmark: {name}: the folder's array differs from the IDX pair's")
+        times = {name: [] for name in cases}
+        for r in range(args.rounds):
+            for name, run in cases.items():
+                t, c = time.perf_counter(), time.process_time()
+                run()
+                times[name].append((time.perf_counter() - t, time.process_time() - c))
+            print(f"round {r + 1}: " + ", ".join(f"{name} {w[-1][0]:.2f} s (CPU {w[-1][1]:.2f} s)"
+                                                  for name, w in times.items()), flush=True)
+    print(f"{args.n:,} Fashion-MNIST images, 28 x 28 grey ({images.nbytes / 1e6:.0f} MB decoded), page cache warm, "
+          f"{args.rounds} rounds in turns; the folder's array equals the IDX array; CPU flags: {cpu_flags()}; "
+          f"{len(os.sched_getaffinity(0))} cores; load average {os.getloadavg()[0]:.2f}")
+    base = np.median([w for w, _ in times["IDX"]])
+    for name, t in times.items():
+        wall, cpu = stats([w for w, _ in t]), np.median([c for _, c in t])
+        print(f"{name}: median {wall['median']:.2f} s (min {wall['min']:.2f}, max {wall['max']:.2f}), CPU "
+              f"{cpu:.2f} s" + (f"; {wall['median'] - base:+.2f} s against IDX" if name != "IDX" else ""))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python scripts/benchmark.py", description=__doc__.splitlines()[0])
     modes = p.add_subparsers(dest="mode", required=True)
@@ -550,12 +630,18 @@ def main(argv=None):
     f.add_argument("--precision", default="float32", choices=("float32", "bf16"))
     f.add_argument("--pairs", type=int, default=10)
     f.add_argument("--top", type=int, default=15, help="op types listed (default: %(default)s)")
+    ld = modes.add_parser("load", help="time an image folder's loading against IDX")
+    ld.add_argument("--n", type=int, default=60000, help="images (default: %(default)s)")
+    ld.add_argument("--rounds", type=int, default=5)
+    ld.add_argument("--workers", help="comma-separated thread counts to time (default: IMAGE_WORKERS)")
+    ld.add_argument("--dir", help="write the images here, and keep them for the next time (default: a temporary "
+                    "folder)")
     args = p.parse_args(argv)
     if args.mode == "step" and (args.warmup % 2 or args.iterations % 2):
         p.error("--warmup and --iterations must be even: iterations alternate D and G, timed in pairs")
     if args.mode == "step":
         return run_case(args) if args.run_case else interleaved(args) if args.interleave else sequential(args)
-    return {"flops": print_flops, "cli": cli, "profile": profile}[args.mode](args)
+    return {"flops": print_flops, "cli": cli, "profile": profile, "load": load}[args.mode](args)
 
 
 if __name__ == "__main__":

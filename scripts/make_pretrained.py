@@ -63,9 +63,11 @@ def main(argv=None):
         record_path = os.path.join(args.folder, checkpoint.PRETRAINED_RECORD)
         with open(record_path) as f:
             record = json.load(f)
+        # The classifier's cache file by its name alone: its folder is this machine's.
+        classifier = dict(result["classifier"], file=os.path.basename(result["classifier"]["file"]))
         record["evaluate"] = dict(command="python -m dcgan_mnist.evaluate --pretrained",
                                   generated=result["generated"], real=result["real"],
-                                  classifier=result["classifier"], n_per_label=result["n_per_label"])
+                                  classifier=classifier, n_per_label=result["n_per_label"])
         write_json_atomic(record, record_path)
         print(f"added evaluate's figures to {record_path}")
 

@@ -3,7 +3,6 @@ per session, copied where a test changes it), the undisturbed fault_runner run, 
 a command (in this process, or as a real process where the process itself is under test)."""
 import os
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -105,15 +104,3 @@ def fault_reference(data_dir, tmp_path_factory):
     assert proc.returncode == 0, err
     assert f"done: {fr.TOTAL} iterations" in out
     return run_dir
-
-
-def free_ports(n):
-    """n free TCP ports on 127.0.0.1, for the workers of a multi-worker run."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()

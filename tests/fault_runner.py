@@ -1,5 +1,6 @@
 """Run the trainer with one injected fault: `python tests/fault_runner.py FAULT -- TRAIN FLAGS`,
-and the helpers of the tests that do so (tiny IDX data, checkpoint contents).
+and the helpers of the tests that run trainers as processes (tiny IDX data, checkpoint contents,
+Cluster: several trainers of one multi-worker run).
 
 Test hooks only: users have no flag for these. FAULT is one of
   none                 no fault
@@ -9,10 +10,14 @@ Test hooks only: users have no flag for these. FAULT is one of
   enospc_at_save:N     the Nth checkpoint write fails with OSError(ENOSPC), as on a full disk
 """
 import errno
+import json
 import os
+import pathlib
 import signal
+import socket
 import subprocess
 import sys
+import time
 
 # isort: off
 from dcgan_mnist import data, train  # noqa: E402  first: the package silences TensorFlow's import
@@ -76,6 +81,65 @@ def kill_all(procs):
             p.send_signal(signal.SIGCONT)
             p.kill()
             p.communicate()
+
+
+def free_ports(n):
+    """n free TCP ports on 127.0.0.1, for the workers of a multi-worker run."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class Cluster:
+    """n processes of one run on 127.0.0.1, each with its own empty temp folder (FOLDER/tmpI, its
+    TMPDIR: nothing of the run may stay there) and this checkout on its PYTHONPATH. For n > 1,
+    TF_CONFIG names them all and process I is worker I (worker 0, the chief); for n = 1 it is a plain
+    run, without any TF_CONFIG of the caller's."""
+
+    def __init__(self, folder, n):
+        self.folder, self.procs, self.envs = pathlib.Path(folder), [], []
+        ports = free_ports(n)
+        for i in range(n):
+            tmp = self.folder / f"tmp{i}"
+            tmp.mkdir(parents=True, exist_ok=True)
+            e = dict(env(), TMPDIR=str(tmp))
+            e.pop("TF_CONFIG", None)
+            if n > 1:
+                e["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                                             "task": {"type": "worker", "index": i}})
+            self.envs.append(e)
+
+    def start(self, args):
+        """Start every process: python ARGS, where args is a list or, to differ by process, a function
+        of the process's index. Their stdout and stderr are read as text."""
+        self.procs = [subprocess.Popen([sys.executable, *(args(i) if callable(args) else args)], cwd=ROOT, env=e,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                      for i, e in enumerate(self.envs)]
+        return self
+
+    def wait(self, i, timeout):
+        """Process i's (exit status, stdout, stderr, seconds waited). Over timeout, every process is
+        killed and the test fails."""
+        start = time.monotonic()
+        try:
+            out, err = self.procs[i].communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"process {i} still running after {timeout} s") from None
+        return self.procs[i].returncode, out, err, time.monotonic() - start
+
+    def kill(self):
+        kill_all(self.procs)
+
+    def temp_folders_left(self):
+        # Folders only: a killed process also leaves autograph's generated .py files there.
+        return [path.name for i in range(len(self.envs)) for path in (self.folder / f"tmp{i}").iterdir()
+                if path.is_dir()]
 
 
 def wait_for_line(proc, prefix):

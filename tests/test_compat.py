@@ -1,7 +1,7 @@
 """Checkpoints written by an earlier version keep working: tests/data/checkpoint-0.1.0 is a run that
 version 0.1.0 wrote through its command line (make.sh there says how), with the digits its generate
-drew and the weights it reached when it resumed. Today's code must draw the same digits from it and
-resume it to the same weights."""
+drew and the weights it reached when it resumed. This checkout's code must draw the same digits from
+it and resume it to the same weights."""
 import shutil
 
 import numpy as np

@@ -1,22 +1,20 @@
-"""Faults of shared folders and several workers (issue 12): a second trainer on a folder in use,
+"""Faults of shared folders and several workers: a second trainer on a folder in use,
 a stale lock, a filesystem without locks, a worker lost to kill -9 or SIGSTOP, a SIGTERM to one
-worker, and what workers leave behind. Every trainer is a real process; the multi-worker runs
-are two of them on 127.0.0.1. Each signal is sent once a given log line is read, never after a
+worker, and what workers leave behind. The trainers whose process is under test are real
+processes (a second trainer of a folder runs in this one); the multi-worker runs are two of them
+on 127.0.0.1. Each signal is sent once a given log line is read, never after a
 fixed sleep, and the time bounds are generous (TensorFlow's own, docs/distributed.md, are 10 s)."""
 import errno
-import json
 import os
 import shlex
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
 import fault_runner as fr
-from conftest import ROOT, SMALL_FLAGS, call_main, free_ports, run_cli, write_random_pair
+from conftest import ROOT, SMALL_FLAGS, call_main, run_cli, write_random_pair
 from dcgan_mnist import checkpoint
 from dcgan_mnist import folder as run_folder
 
@@ -115,46 +113,13 @@ WORKER_FLAGS = ["--valid-size", "0", "--batch-size", "8", *SMALL_FLAGS, "--step"
                 "--checkpoint-every", "5", "--n-epochs", "1000"]
 
 
-class Workers:
-    """Two processes of one multi-worker run, each with its own empty TMPDIR."""
-
-    def __init__(self, tmp_path, flags):
-        ports = free_ports(2)
-        self.tmp_path, self.procs, self.envs = tmp_path, [], []
-        for i in range(2):
-            tmp = tmp_path / f"tmp{i}"
-            tmp.mkdir(exist_ok=True)
-            self.envs.append(dict(os.environ, TMPDIR=str(tmp), PYTHONPATH=ROOT, TF_CONFIG=json.dumps({
-                "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": i}})))
-        self.start(["python", "-m", "dcgan_mnist.train"] + flags)
-
-    def start(self, command):
-        self.procs = [subprocess.Popen([sys.executable] + command[1:], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, text=True) for env in self.envs]
-
-    def wait(self, i, timeout=BOUND):
-        """Worker i's (exit status, stdout, stderr, seconds it took)."""
-        start = time.monotonic()
-        try:
-            out, err = self.procs[i].communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"worker {i} still running after {timeout} s")
-        return self.procs[i].returncode, out, err, time.monotonic() - start
-
-    def kill(self):
-        fr.kill_all(self.procs)
-
-    def temp_folders_left(self):
-        # Folders only: a killed process also leaves autograph's generated .py files there.
-        return [path.name for i in range(2) for path in (self.tmp_path / f"tmp{i}").iterdir() if path.is_dir()]
-
-
 @pytest.fixture
 def workers(tmp_path):
-    """Tests using it are in the xdist group "clusters" (as is test_distribute's): never two clusters at once."""
+    """Two workers of one run (fault_runner.Cluster: temp folders tmp_path/tmp0 and tmp1), started.
+    Tests using it are in the xdist group "clusters" (as is test_distribute's): never two clusters at once."""
     flags = WORKER_FLAGS + write_random_pair(tmp_path, seed=0) + [
         "--checkpoint-dir", str(tmp_path / "ckpt"), "--vis-dir", str(tmp_path / "vis")]
-    w = Workers(tmp_path, flags)
+    w = fr.Cluster(tmp_path, 2).start(["-m", "dcgan_mnist.train", *flags])
     yield w
     w.kill()
 
@@ -175,7 +140,7 @@ def assert_lost_line(err, lost, ckpt):
 def test_kill_9_of_a_worker_stops_the_chief_in_one_line_and_relaunching_resumes(workers, tmp_path):
     fr.wait_for_line(workers.procs[0], "iteration: 12\n")
     workers.procs[1].kill()
-    status, out, err, seconds = workers.wait(0)
+    status, out, err, seconds = workers.wait(0, BOUND)
     assert status == 1 and seconds < BOUND
     ckpt = str(tmp_path / "ckpt")
     command = assert_lost_line(err, 1, ckpt)
@@ -184,7 +149,8 @@ def test_kill_9_of_a_worker_stops_the_chief_in_one_line_and_relaunching_resumes(
     assert (tmp_path / "ckpt" / "workers" / "worker-1").is_dir()  # what kill -9 leaves, under the run's folder
     workers.procs[1].communicate()
     # The printed command, on both workers, resumes; a few more iterations are enough to see it.
-    workers.start(command + ["--max-iterations", str(resumed_at + 6)])
+    assert command[0] == "python"
+    workers.start(command[1:] + ["--max-iterations", str(resumed_at + 6)])
     results = [workers.wait(i, timeout=300) for i in range(2)]
     assert [r[0] for r in results] == [0, 0], results[0][2] + results[1][2]
     assert f"resuming from {ckpt}/ckpt-{resumed_at} at iteration {resumed_at}" in results[0][1]
@@ -197,7 +163,7 @@ def test_kill_9_of_a_worker_stops_the_chief_in_one_line_and_relaunching_resumes(
 def test_frozen_worker_stops_the_chief_in_one_line(workers, tmp_path):
     fr.wait_for_line(workers.procs[0], "iteration: 12\n")
     workers.procs[1].send_signal(signal.SIGSTOP)
-    status, out, err, seconds = workers.wait(0)
+    status, out, err, seconds = workers.wait(0, BOUND)
     assert status == 1 and seconds < BOUND
     assert_lost_line(err, 1, str(tmp_path / "ckpt"))
     assert workers.temp_folders_left() == []
@@ -207,7 +173,7 @@ def test_frozen_worker_stops_the_chief_in_one_line(workers, tmp_path):
 def test_sigterm_to_one_worker_stops_both_with_a_checkpoint(workers, tmp_path):
     fr.wait_for_line(workers.procs[0], "iteration: 12\n")
     workers.procs[1].send_signal(signal.SIGTERM)
-    (status0, out0, err0, _), (status1, out1, err1, _) = workers.wait(0), workers.wait(1)
+    (status0, out0, err0, _), (status1, out1, err1, _) = workers.wait(0, BOUND), workers.wait(1, BOUND)
     assert (status0, status1) == (0, 0), err0 + err1
     assert "Traceback" not in err0 + err1
     ckpt = str(tmp_path / "ckpt")

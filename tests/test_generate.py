@@ -58,14 +58,40 @@ def test_a_small_batch_of_one_label_is_drawn_among_the_context(trained_run):
     assert not np.array_equal(alone[0], generate.generate(model, [7], 1, seed=5)[0][0])
 
 
-def test_generate_errors(tmp_path, capsys, monkeypatch):
-    """In this process; the real process's exit status and one line: tests/test_layout.py's --verbose test."""
+def test_generate_errors(tmp_path, capsys, monkeypatch, trained_run):
+    """In this process; the real process's exit status and one line: tests/test_layout.py's --verbose test.
+    Labels are read against the run's (digits here), so a bad one is refused once the run is found."""
     monkeypatch.chdir(tmp_path)
     code, _, err = call(capsys, "--checkpoint-dir", tmp_path / "none")
     assert code == 2 and err.startswith("error: no checkpoint in") and len(err.splitlines()) == 1
-    code, _, err = call(capsys, "--labels", "1a")
-    assert code == 2 and "--labels '1a'" in err
-    assert not list(tmp_path.glob("*.png"))
+    run = ("--checkpoint-dir", trained_run / "checkpoints")
+    for flags, message in [(["--labels", "1a"], "--labels '1a': no label '1a': the run's labels are 0, 1, 2"),
+                           (["--labels", "3,10"], "--labels '3,10': no label '10'"),
+                           (["--interpolate", "classes", "--pairs", "07,33"], "--pairs '07,33': give pairs of two "
+                                                                                "different labels, e.g. 07,18,36")]:
+        code, _, err = call(capsys, *run, *flags)
+        assert code == 2 and message in err and len(err.splitlines()) == 1, (flags, err)
+    assert not list(tmp_path.glob("*.png")) and not list(tmp_path.glob("*.gif"))
+
+
+def test_labels_are_digits_or_comma_separated_names_or_indices():
+    digits = tuple("0123456789")
+    assert generate.parse_labels("7714", digits) == [7, 7, 1, 4]
+    assert generate.parse_labels("0,9, 3", digits) == [0, 9, 3]
+    names = ("bag", "coat", "sneaker") + tuple(f"c{i}" for i in range(3, 26))
+    assert generate.parse_labels("bag,sneaker", names) == [0, 2]
+    assert generate.parse_labels("0,11,25", names) == [0, 11, 25]
+    assert generate.parse_labels("12", names) == [12]  # past ten classes a number is one index, not digits
+    assert generate.parse_labels("sneaker,c11,1", names) == [2, 11, 1]
+    assert generate.parse_pairs("bag:sneaker,0:25", names) == [(0, 2), (0, 25)]
+    assert generate.parse_pairs("07,18", digits) == [(0, 7), (1, 8)]
+    few = ("cat", "dog")
+    assert generate.parse_labels("10", few) == [1, 0]  # a run of up to ten classes takes digits, as MNIST's
+    for text, names_ in [("bag,boot", names), ("26", names), ("", few), ("2", few), ("30", names)]:
+        with pytest.raises(ValueError, match="no label"):
+            generate.parse_labels(text, names_)
+    assert generate.default_labels(digits) == "0123456789" and generate.default_labels(few) == "cat,dog"
+    assert generate.parse_pairs(generate.default_pairs(names), names) == [(0, 25), (1, 24), (2, 23)]
 
 
 # ---------------------------------------------------------------- --interpolate
@@ -161,11 +187,11 @@ def test_latent_interpolation_defaults_to_every_digit_and_ten_steps(run, capsys,
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--interpolate", "classes", "--pairs", "77"], "--pairs '77': give comma-separated pairs of two different"),
+    (["--interpolate", "classes", "--pairs", "77"], "--pairs '77': give pairs of two different labels"),
     (["--interpolate", "classes", "--pairs", "07,1"], "--pairs '07,1': give"),
     (["--interpolate", "classes", "--pairs", "0a"], "--pairs '0a': give"),
     (["--interpolate", "classes", "--steps", "1"], "--steps 1: must be at least 2"),
-    (["--interpolate", "latent", "--labels", "x"], "--labels 'x': give digits"),
+    (["--interpolate", "latent", "--labels", "x"], "--labels 'x': no label 'x'"),
     (["--interpolate", "latent", "--pairs", "07"], "--pairs 07: only with --interpolate classes"),
     (["--interpolate", "classes", "--labels", "01"], "--labels 01: not with --interpolate classes"),
     (["--interpolate", "latent", "--n-per-label", "3"], "--n-per-label 3: only without --interpolate"),

@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+from matplotlib import colors, rcParams
 from PIL import Image
 
 from conftest import call_main
@@ -43,9 +44,34 @@ def test_three_panels_with_the_real_line(tmp_path, capsys):
                                 f"trained weights and the averaged generator, from {metrics}"]
     with Image.open(tmp_path / "q.png") as image:
         assert image.format == "PNG" and image.size == (1200, 360)
-        pixels = np.asarray(image.convert("L"))
-    assert (pixels < 128).mean() > 0.01  # lines and text, not a blank page
+        pixels = np.asarray(image.convert("RGB"), dtype=int)
+    # Three panels side by side, each with both curves across its width and the real line, dashed
+    # grey, beyond every measurement: above the curves where higher is better, below for the distance.
+    trained, averaged = (colour(c["color"]) for c in list(rcParams["axes.prop_cycle"])[:2])
+    for i, panel in enumerate(np.split(pixels, 3, axis=1)):
+        width = panel.shape[1]
+        rows = []
+        for curve in (trained, averaged):
+            ys, xs = np.nonzero(near(panel, curve))
+            assert xs.size and xs.max() - xs.min() > width / 2, f"panel {i}: a curve is missing"
+            rows.append(ys)
+        dashes = np.nonzero(near(panel, colour("gray")).sum(axis=1) > width / 3)[0]
+        assert dashes.size, f"panel {i}: no held-out real line"
+        curves = np.concatenate(rows)
+        if i < 2:
+            assert dashes.max() < curves.min(), f"panel {i}: the real line is not above the curves"
+        else:
+            assert dashes.min() > curves.max(), "the real Frechet distance is not below the curves"
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def colour(name):
+    return np.array(colors.to_rgb(name)) * 255
+
+
+def near(pixels, rgb, tolerance=40):
+    """Where pixels are within tolerance (of 255, per channel) of rgb."""
+    return np.abs(pixels - rgb).max(axis=2) <= tolerance
 
 
 def test_without_real_figures_or_an_average_it_says_so(tmp_path, capsys, monkeypatch):

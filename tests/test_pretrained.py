@@ -3,6 +3,7 @@ with the package, the generator shipped with it draws digits before any training
 says so where the CPU only emulates bfloat16."""
 import gzip
 import json
+import os
 import re
 import shutil
 import urllib.request
@@ -91,10 +92,21 @@ def test_pretrained_draws_the_digits_of_the_checkpoint_it_was_made_from(trained_
     made = made_from(trained_run)
     assert made.drawn == "average"
     folder = tmp_path / "pretrained"
-    checkpoint.write_pretrained(made, folder, command="test", commit="test")
+    command = f"python -m dcgan_mnist.train --checkpoint-dir {trained_run}/checkpoints"
+    checkpoint.write_pretrained(made, folder, command=command, commit="test")
     monkeypatch.setattr(checkpoint, "PRETRAINED_DIR", str(folder))
     shipped = checkpoint.load_pretrained(str(folder))
-    assert shipped.cfg == made.cfg and shipped.fingerprint == made.fingerprint and shipped.drawn == "average"
+    assert shipped.fingerprint == made.fingerprint and shipped.drawn == "average"
+    # The record ships: the run's settings, but no path of this machine: the default data folder
+    # relative to the working folder ("data"), the rest (in the temp folder) by their file names.
+    paths = {name for name, value in vars(made.cfg).items() if isinstance(value, str) and value.startswith("/")}
+    assert {"train_images", "train_labels", "checkpoint_dir"} <= paths
+    assert {n: v for n, v in vars(shipped.cfg).items() if n not in paths} == \
+        {n: v for n, v in vars(made.cfg).items() if n not in paths}
+    assert {n: getattr(shipped.cfg, n) for n in paths} == {n: os.path.basename(getattr(made.cfg, n)) for n in paths}
+    record = json.loads((folder / checkpoint.PRETRAINED_RECORD).read_text())
+    assert record["command"] == "python -m dcgan_mnist.train --checkpoint-dir checkpoints"
+    assert str(trained_run) not in json.dumps(record)
     for ours, theirs in zip(shipped.generator.gen_vars, made.generator.gen_vars):
         np.testing.assert_allclose(ours, theirs, rtol=FLOAT16_ROUNDOFF, atol=FLOAT16_SUBNORMAL, err_msg=theirs.name)
     # Each of the four weights is within 2^-11 of itself, so the logits are within 4 x 2^-11 of the

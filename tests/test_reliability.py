@@ -1,7 +1,9 @@
-"""Faults injected into real training runs (child processes on tiny data, seconds each):
-kill -9 at several points and inside a checkpoint write, a damaged latest checkpoint,
-SIGINT / SIGTERM, a NaN loss, a full disk, a folder of another run. Each run is compared with
-an uninterrupted one: the same weights, Adam state, counters, noise state and grids, bit for bit."""
+"""Faults injected into real training runs on tiny data, seconds each (child processes where the
+process itself is under test, kill -9 and signals; else in this process): kill -9 at several points
+and inside a checkpoint write, a damaged latest checkpoint or record, SIGINT / SIGTERM, a NaN loss, a
+full disk, an unwritable folder, a folder of another run. Each run that goes on to its end is
+compared with an uninterrupted one: the same weights, Adam state, counters, noise state and grids,
+bit for bit."""
 import glob
 import os
 import random
@@ -164,6 +166,8 @@ def test_signal_finishes_the_step_saves_and_exits_0(data_dir, reference, tmp_pat
     saved = fr.state(os.path.join(str(tmp_path), "ckpt"))
     assert int(saved["iteration/.ATTRIBUTES/VARIABLE_VALUE"]) == stopped_at
     assert f"ckpt-{stopped_at};" in last
+    vis = os.path.join(str(tmp_path), "vis")
+    assert "progress.gif" not in os.listdir(vis)  # only a completed run animates its grids
     if sig == signal.SIGTERM:  # resume with the command it printed: the run ends as if never stopped
         resume = shlex.split(last.split("resume with: ")[1])
         assert resume[:3] == ["python", "-m", "dcgan_mnist.train"] and resume[3:] == flags
@@ -171,6 +175,7 @@ def test_signal_finishes_the_step_saves_and_exits_0(data_dir, reference, tmp_pat
         assert status == 0, err
         assert f"at iteration {stopped_at}" in out
         assert_like_reference(str(tmp_path), reference[0])
+        assert os.path.isfile(os.path.join(vis, "progress.gif"))
 
 
 def run_in_process(flags, fault, monkeypatch, capsys):

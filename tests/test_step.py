@@ -54,14 +54,27 @@ def seed_note(seed):
     return f"seed {seed} (replay: DCGAN_TEST_SEED={seed})"
 
 
-def random_case(upstream_quirks):
+def drawn_sizes(rng):
+    """Another image shape and number of labels: H and W different multiples of 4 from 8 to 32 (H/4
+    odd or even; never square, so that a height standing for a width shows), grey or colour, 2 to 12 labels."""
+    H, W = 4 * rng.choice(np.arange(2, 9), 2, replace=False)
+    return dict(image_size=(int(H), int(W)), dim_channel=int(rng.choice([1, 3])), dim_y=int(rng.integers(2, 13)))
+
+
+def case_config(seed, upstream_quirks, shape):
+    """The small model's Config: upstream's 28 x 28 x 1 and 10 labels ("mnist"), or sizes drawn from seed."""
+    sizes = drawn_sizes(np.random.default_rng([seed, 1])) if shape == "drawn" else {}
+    return Config(**SMALL_MODEL, upstream_quirks=upstream_quirks, **sizes)
+
+
+def random_case(upstream_quirks, shape="mnist"):
     """Fresh random weights and inputs (not zeros), from a seed shown on failure."""
     seed = draw_seed()
-    model = DCGAN(**Config(**SMALL_MODEL, upstream_quirks=upstream_quirks).model_kwargs(), seed=seed)
+    model = DCGAN(**case_config(seed, upstream_quirks, shape).model_kwargs(), seed=seed)
     rng = np.random.default_rng(seed)
     Z = tf.constant(rng.uniform(-1, 1, (B, model.dim_z)), tf.float32)
-    Y = tf.one_hot(rng.integers(0, 10, B), 10)
-    images = tf.constant(rng.uniform(0, 1, (B, 28, 28, 1)), tf.float32)
+    Y = tf.one_hot(rng.integers(0, model.dim_y, B), model.dim_y)
+    images = tf.constant(rng.uniform(0, 1, (B, *model.image_shape)), tf.float32)
     return seed, model, Z, Y, images
 
 
@@ -209,11 +222,13 @@ def nudge_off_kinks(model, Z, Y, images, seed):
     raise AssertionError(f"could not move the draw's pre-activations off the kinks, {seed_note(seed)}")
 
 
-@pytest.mark.parametrize("upstream_quirks", [False, True])
-@pytest.mark.parametrize("stack", [False, True])
-def test_fast_forward_equals_plain_losses_and_gradients(upstream_quirks, stack):
-    """Both float32 paths against float64, off the kinks (module docstring): outputs and every gradient."""
-    seed, model, Z, Y, images = random_case(upstream_quirks)
+@pytest.mark.parametrize("upstream_quirks, stack, shape", [
+    (False, False, "mnist"), (False, True, "mnist"), (True, False, "mnist"), (True, True, "mnist"),
+    (False, True, "drawn"), (True, False, "drawn")])
+def test_fast_forward_equals_plain_losses_and_gradients(upstream_quirks, stack, shape):
+    """Both float32 paths against float64, off the kinks (module docstring): outputs and every gradient,
+    at upstream's shape and at image shapes and label counts drawn from the seed."""
+    seed, model, Z, Y, images = random_case(upstream_quirks, shape)
     ref_out, ref_grads = nudge_off_kinks(model, Z, Y, images, seed)
     plain_out, plain_grads = costs_and_grads(model, model.build_model, Z, Y, images)
     fast_out, fast_grads = costs_and_grads(
@@ -223,23 +238,26 @@ def test_fast_forward_equals_plain_losses_and_gradients(upstream_quirks, stack):
         assert_near_reference(f, p, r, name, seed, OUTPUT_RTOL)
     for var, f, p, r in zip(model.discrim_vars + model.gen_vars, fast_grads, plain_grads, ref_grads):
         assert f.shape == var.shape
-        assert_near_reference(f, p, r, "gradient of " + var.name, seed, GRADIENT_RTOL)
+        assert_near_reference(f, p, r, f"gradient of {var.name} (image {model.image_shape}, {model.dim_y} "
+                              f"labels)", seed, GRADIENT_RTOL)
 
 
-def test_label_maps_equal_conv_over_broadcast_labels():
+@pytest.mark.parametrize("size", [(14, 14), "drawn"])
+def test_label_maps_equal_conv_over_broadcast_labels(size):
     # Over 3,000 draws the two agreed bit for bit: the same products summed in the same order.
     seed = draw_seed()
     rng = np.random.default_rng(seed)
+    h, w = tuple(rng.integers(1, 17, 2)) if size == "drawn" else size
     Y = tf.one_hot(rng.integers(0, 10, 6), 10)
-    yb = tf.tile(tf.reshape(Y, [6, 1, 1, 10]), [1, 14, 14, 1])
+    yb = tf.tile(tf.reshape(Y, [6, 1, 1, 10]), [1, h, w, 1])
     W = tf.constant(rng.normal(size=(5, 5, 10, 7)), tf.float32)
     direct = tf.nn.conv2d(yb, W, strides=2, padding="SAME")
-    np.testing.assert_allclose(step.label_maps(Y, W, 14, False, tf.float32), direct, atol=1e-5,
-                               err_msg=seed_note(seed))
+    np.testing.assert_allclose(step.label_maps(Y, W, (h, w), False, tf.float32), direct, atol=1e-5,
+                               err_msg=f"{h} x {w}, {seed_note(seed)}")
     Wt = tf.constant(rng.normal(size=(5, 5, 3, 10)), tf.float32)
-    direct_t = tf.nn.conv2d_transpose(yb, Wt, [6, 28, 28, 3], strides=2, padding="SAME")
-    np.testing.assert_allclose(step.label_maps(Y, Wt, 14, True, tf.float32), direct_t, atol=1e-5,
-                               err_msg=seed_note(seed))
+    direct_t = tf.nn.conv2d_transpose(yb, Wt, [6, 2 * h, 2 * w, 3], strides=2, padding="SAME")
+    np.testing.assert_allclose(step.label_maps(Y, Wt, (h, w), True, tf.float32), direct_t, atol=1e-5,
+                               err_msg=f"{h} x {w}, {seed_note(seed)}")
 
 
 # Two computations of one sum of n products differ by rounding: about the dtype's unit roundoff u per
@@ -348,8 +366,8 @@ def assert_first_steps_agree(fast_vars, plain_vars, start, exact_grads, lr, seed
         assert moved <= lr * 1.001 + 1e-9, f"{what}, {f.name}: moved {moved / lr:.3g} lr, {seed_note(seed)}"
 
 
-@pytest.mark.parametrize("upstream_quirks", [False, True])
-def test_compiled_steps_equal_plain_steps(upstream_quirks):
+@pytest.mark.parametrize("upstream_quirks, shape", [(False, "mnist"), (True, "mnist"), (False, "drawn")])
+def test_compiled_steps_equal_plain_steps(upstream_quirks, shape):
     """Two iterations (D then G) of the default step and of a plain step (model.build_model,
     Keras's unfused Adam) from the same weights and noise: same printed figures, same weights.
 
@@ -358,9 +376,9 @@ def test_compiled_steps_equal_plain_steps(upstream_quirks):
     D iteration the plain model takes the fast one's weights, which may differ only where Adam's first
     step was undetermined (assert_first_steps_agree); else such a weight would set the G iteration's
     pre-activations apart by more than the margin."""
-    seed, fast_model, _, _, images = random_case(upstream_quirks)
-    plain_model = DCGAN(**Config(**SMALL_MODEL, upstream_quirks=upstream_quirks).model_kwargs(), seed=seed)
-    labels = tf.constant(np.random.default_rng(seed).integers(0, 10, B), tf.int32)
+    seed, fast_model, _, _, images = random_case(upstream_quirks, shape)
+    plain_model = DCGAN(**case_config(seed, upstream_quirks, shape).model_kwargs(), seed=seed)
+    labels = tf.constant(np.random.default_rng(seed).integers(0, fast_model.dim_y, B), tf.int32)
     Y = tf.one_hot(labels, fast_model.dim_y)
     noise = tf.random.Generator.from_seed(seed)
     fast_steps = make_steps(fast_model, seed)
@@ -406,13 +424,13 @@ def test_bf16_forward_equals_reference(upstream_quirks):
 
 
 def test_bf16_trains_without_nan():
-    seed, model, _, _, _ = random_case(False)
+    seed, model, _, _, _ = random_case(False, "drawn")
     d_step, g_step, _ = make_steps(model, seed, precision="bf16")
     rng = np.random.default_rng(seed)
     start = [v.numpy() for v in model.trainable_variables]
     for i in range(4):
-        images = tf.constant(rng.uniform(0, 1, (B, 28, 28, 1)), tf.float32)
-        labels = tf.constant(rng.integers(0, 10, B), tf.int32)
+        images = tf.constant(rng.uniform(0, 1, (B, *model.image_shape)), tf.float32)
+        labels = tf.constant(rng.integers(0, model.dim_y, B), tf.int32)
         out = (d_step, g_step)[i % 2](images, labels)
         assert all(o.dtype == tf.float32 for o in out)
         assert all(np.isfinite(o.numpy()) for o in out), f"iteration {i}: {[o.numpy() for o in out]}, {seed_note(seed)}"

@@ -2,7 +2,8 @@
 kernel, with docs/ as its working directory, as a reader would. Its cells assert every shape against the
 walkthrough's, so a layer of model.py that changes size fails here, in the notebook.
 
-The notebook is kept without outputs (this test checks it): its outputs are made here, from today's code."""
+The notebook is kept without outputs (this test checks it): its outputs are made here, from this
+checkout's code."""
 import os
 import time
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# How this folder was made: by the project's code at commit 507f7ab (version 0.1.0, before the
-# generator became its own class and rundir.py was split), through its command line only.
+# How this folder was made: by the project's code at commit 507f7ab (version 0.1.0), through its
+# command line only.
 #   git worktree add /tmp/old 507f7ab && bash tests/data/checkpoint-0.1.0/make.sh /tmp/old
 # It writes, beside this script:
 #   data/images, data/labels   64 random digits (IDX), the run's training data
