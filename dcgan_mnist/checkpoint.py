@@ -121,7 +121,7 @@ def restore_generator(checkpoint_dir, checkpoint=None, weights=None):
         drawn = "average" if average and weights != "trained" else "trained"
         # The same four names under ema/ or under model/, beside the discriminator's, which stay unread.
         tf.train.Checkpoint(**{"ema" if drawn == "average" else "model": generator}).restore(path).expect_partial()
-    except (tf.errors.OpError, ValueError) as e:
+    except (tf.errors.OpError, ValueError, IndexError) as e:  # IndexError: a truncated file's reader
         raise UserError(f"{path}: cannot restore checkpoint ({e.__class__.__name__})") from None
     return Source(generator, cfg, fingerprint, path, drawn)
 

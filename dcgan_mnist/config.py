@@ -177,8 +177,9 @@ class Config:
             given = " ".join(map(str, self.image_size))
             if len(self.image_size) != 2:
                 raise ConfigError(f"--image-size {given}: give one size N (square) or two, H W")
-            if image_size_problem(self.image_size):
-                raise ConfigError(f"--image-size {given}: {image_size_problem(self.image_size)}")
+            problem = image_size_problem(self.image_size)
+            if problem:
+                raise ConfigError(f"--image-size {given}: {problem}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             bad("learning_rate", "must be a number above 0")
         if not 0 <= self.beta1 < 1:
@@ -233,14 +234,19 @@ class Config:
 
 def image_size_problem(size):
     """Why (H, W) does not suit the network, whose two stride-2 layers halve it twice (upstream's
-    28 -> 14 -> 7), or None."""
-    for side in size:
-        if side < 4:
-            return f"{side} is too small: sizes are multiples of 4, from 4"
-        if side % 4:
-            return (f"{side} is not a multiple of 4 (the network halves the size twice); "
-                    f"{side // 4 * 4} or {side // 4 * 4 + 4} would work")
-    return None
+    28 -> 14 -> 7), with the nearest sizes that do; None when it suits."""
+    height, width = size
+    if height % 4 == 0 and width % 4 == 0 and min(height, width) >= 4:
+        return None
+
+    def nearest(n):  # the multiples of 4 nearest n: below (when there is one) and above
+        return [m for m in (n // 4 * 4, (n + 3) // 4 * 4) if m >= 4]
+
+    hs, ws = nearest(max(height, 1)), nearest(max(width, 1))
+    sizes = sorted({(hs[0], ws[0]), (hs[-1], ws[-1])})
+    flags = " or ".join(f"--image-size {h}" if h == w else f"--image-size {h} {w}" for h, w in sizes)
+    return (f"height and width must be multiples of 4, at least 4 (the network halves them twice); "
+            f"{flags} would do")
 
 
 def flag_name(field_name):

@@ -14,6 +14,7 @@ With --checkpoint-dir the page follows the folder: each request first looks for 
 which checkpoint every answer came from. --checkpoint and --pretrained stay on what they name.
 """
 import argparse
+import errno
 import html
 import json
 import math
@@ -21,6 +22,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -265,16 +267,21 @@ def import_gradio():
     return gradio
 
 
-def build_page(gr, demo):
+def shown_by(gr):
+    """A wrapper of page handlers: their ValueError (refused input) as Gradio's error box on the page,
+    escaped (the box shows HTML), without a traceback in the terminal."""
     def shown(method):
-        """method's ValueError (refused input) as Gradio's error box on the page, escaped (the box shows
-        HTML), without a traceback in the terminal."""
         def handler(*inputs):
             try:
                 return method(*inputs)
             except ValueError as e:
                 raise gr.Error(html.escape(str(e), quote=False), print_exception=False) from None
         return handler
+    return shown
+
+
+def build_page(gr, demo):
+    shown = shown_by(gr)
 
     def digits(*inputs):
         png, npz, about = demo.digits(*inputs)
@@ -301,7 +308,7 @@ def build_page(gr, demo):
                 weights = gr.Radio(list(demo.sources), value=first.drawn, label="Weights", elem_id="weights",
                                    visible=len(demo.sources) > 1)
                 go = gr.Button("Generate", variant="primary", elem_id="generate")
-                with gr.Accordion("Walks", open=False):
+                with gr.Accordion("Walks", open=False, elem_id="walks"):
                     mode = gr.Radio(["classes", "latent"], value="classes", label="Walk", elem_id="walk-mode",
                                     info="classes: one noise vector, from one label to another; latent: one "
                                          "label (the rows of Labels), between two noise draws")
@@ -310,8 +317,8 @@ def build_page(gr, demo):
                     steps = gr.Number(10, precision=0, label=f"Steps (2 to {MAX_STEPS})", elem_id="steps")
                     walk = gr.Button("Walk", elem_id="walk")
             with gr.Column(scale=2):
-                image = gr.Image(type="filepath", format="png", label="Digits", elem_id="digits", interactive=False,
-                                 buttons=["fullscreen"])
+                image = gr.Image(type="filepath", format="png", label="Digits", show_label=False, elem_id="digits",
+                                 interactive=False, buttons=["fullscreen"])
                 with gr.Row():
                     png = gr.DownloadButton("PNG", elem_id="download-png", visible=False)
                     npz = gr.DownloadButton("npz", elem_id="download-npz", visible=False)
@@ -344,9 +351,22 @@ def parser():
     return p
 
 
+def check_address(p, host, port):
+    """Refuse at once an address this machine cannot listen on (Gradio would try it on a hundred ports)."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port or 0, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+            s.bind(address)
+    except OSError as e:
+        flag = f"--port {port}" if e.errno == errno.EADDRINUSE else f"--host {host}"
+        p.error(f"{flag}: cannot listen on {host} port {port or 'any'} ({e.strerror or e})")
+
+
 def command(p, args):
     if args.port is not None and not 1 <= args.port <= 65535:
         p.error(f"--port {args.port}: must be 1 to 65535")
+    check_address(p, args.host, args.port)
     workdir = tempfile.mkdtemp(prefix="dcgan-mnist-demo-")
     try:
         demo = Demo(args, workdir)
@@ -359,12 +379,12 @@ def command(p, args):
             _, url, _ = page.launch(server_name=args.host, server_port=args.port, share=False, quiet=not args.verbose,
                                     prevent_thread_lock=True, footer_links=["api"], ssr_mode=False, mcp_server=False,
                                     enable_monitoring=False, theme=theme, css=CSS)
-        except OSError as e:
-            raise UserError(f"--host {args.host} --port {args.port}: cannot serve there ({e})") from None
+        except OSError:  # taken since check_address, or every port from 7860 to 7959 taken
+            raise UserError(f"--port {args.port}: in use" if args.port else "no free port from 7860 to 7959: "
+                            "pass --port N") from None
         what = "the pretrained generator" if args.pretrained else demo.path + (
             f" (and the newer checkpoints of {demo.folder})" if demo.follows else "")
         print(f"serving {what} at {url} (Ctrl-C stops)", flush=True)
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # as Ctrl-C: the work folder is removed
         try:
             while True:
                 time.sleep(3600)
@@ -380,4 +400,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # as Ctrl-C: command's work folder is removed
     sys.exit(main())

@@ -32,11 +32,11 @@ grey images take 47 MB, 50,000 32 x 32 colour images 154 MB. Images are decoded 
 when the first image is grey and a later one colour, the grey array is widened once (a moment at
 4/3 of the final size) and the colour images decoded again into it.
 
-Speed: Pillow decodes, on IMAGE_WORKERS threads; it lets go of the GIL while it decodes, converts and
-resizes, so large images decode in parallel. A 28 x 28 PNG costs about 0.14 ms of CPU, most of it Pillow's
-Python code around its decoder, which holds the GIL, so small images gain little from the second thread:
-60,000 take about 8 s of CPU, against 0.3 s for the same images as a gzipped IDX pair
-(python scripts/benchmark.py load).
+Speed: Pillow decodes, on IMAGE_WORKERS threads for images of PARALLEL_PIXELS or more (before or after
+a resize); it lets go of the GIL while it decodes, converts and resizes, so large images decode in
+parallel. A 28 x 28 PNG costs about 0.1 ms of CPU, most of it Pillow's Python code around its decoder,
+which holds the GIL, so small images are decoded on one thread: a second one, fighting for the GIL,
+took 60,000 of them from 7 s to 12 s (python scripts/benchmark.py load; docs/measurements.md).
 """
 import os
 from collections import Counter
@@ -47,11 +47,13 @@ import numpy as np
 from PIL import Image
 
 from dcgan_mnist.cli import DataError
+from dcgan_mnist.config import image_size_problem
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 CHUNK = 256  # images a thread decodes per task: few enough tasks that handing them out costs nothing
 IMAGE_WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
+PARALLEL_PIXELS = 64 * 64  # smaller images (read or resized to) decode on one thread: see Speed above
 
 
 class Folder(NamedTuple):
@@ -67,26 +69,12 @@ def _count(n, thing):
 
 # ---------------------------------------------------------------- requests and sizes
 
-def _multiples(n):
-    """The multiples of 4 nearest n, below (when there is one) and above."""
-    return [m for m in (n // 4 * 4, (n + 3) // 4 * 4) if m >= 4]
-
-
-def _size_flag(height, width):
-    return f"--image-size {height}" if height == width else f"--image-size {height} {width}"
-
-
-def _suggestions(height, width):
-    """The --image-size flags of the sizes nearest height x width that the network takes."""
-    hs, ws = _multiples(height), _multiples(width)
-    return " or ".join(_size_flag(h, w) for h, w in sorted({(hs[0], ws[0]), (hs[-1], ws[-1])}))
-
-
 def check_size(height, width, where):
-    """DataError naming where unless height x width suits the network: multiples of 4, at least 4."""
-    if height % 4 or width % 4 or height < 4 or width < 4:
-        raise DataError(f"{where}: images are {height} x {width} (height x width); both must be multiples of 4, "
-                        f"at least 4 (the network halves them twice): {_suggestions(height, width)} resizes them")
+    """DataError naming where unless height x width suits the network (config.image_size_problem)."""
+    problem = image_size_problem((height, width))
+    if problem:
+        raise DataError(f"{where}: images are {height} x {width} (height x width); {problem.replace(' would do', '')} "
+                        f"resizes them")
 
 
 def _requested_size(image_size):
@@ -97,12 +85,13 @@ def _requested_size(image_size):
     size = tuple(image_size) if isinstance(image_size, (tuple, list, np.ndarray)) else (image_size,)
     if len(size) == 1:
         size = size * 2
+    given = f"--image-size {' '.join(map(str, size))}"
     if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in size):
-        raise DataError(f"--image-size {' '.join(map(str, size))}: give one size N (N x N) or two, H W")
+        raise DataError(f"{given}: give one size N (N x N) or two, H W")
     height, width = (int(s) for s in size)
-    if height % 4 or width % 4 or height < 4 or width < 4:
-        raise DataError(f"{_size_flag(height, width)}: height and width must be multiples of 4, at least 4 (the "
-                        f"network halves them twice); {_suggestions(max(height, 1), max(width, 1))} would do")
+    if image_size_problem((height, width)):
+        raise DataError(f"{'--image-size ' + str(height) if height == width else given}: "
+                        f"{image_size_problem((height, width))}")
     return height, width
 
 
@@ -284,12 +273,12 @@ def _read_chunk(paths, indices, out, target):
 
 # ---------------------------------------------------------------- all the images
 
-def _decode_all(paths, indices, out, target):
-    """_read_chunk over indices, chunk by chunk on IMAGE_WORKERS threads: (counts, colour indices), or the
+def _decode_all(paths, indices, out, target, workers):
+    """_read_chunk over indices, chunk by chunk on `workers` threads: (counts, colour indices), or the
     first problem's DataError (by index order: the same folder fails the same way), the rest left undone."""
     chunks = [indices[i:i + CHUNK] for i in range(0, len(indices), CHUNK)]
     done, colour = Counter(), []
-    with ThreadPoolExecutor(IMAGE_WORKERS) as pool:
+    with ThreadPoolExecutor(workers) as pool:
         futures = [pool.submit(_read_chunk, paths, chunk, out, target) for chunk in chunks]
         for future in futures:
             counts, more, problem = future.result()
@@ -351,12 +340,14 @@ def load_image_folder(path, image_size=None, dim_channel=None):
     root = os.fspath(path)
     class_names, paths, labels, notes = _scan(root)
     target = _first(paths[0], size, channels)
+    with Image.open(paths[0]) as first:
+        workers = IMAGE_WORKERS if max(first.width * first.height, np.prod(target.size)) >= PARALLEL_PIXELS else 1
     out = np.empty((len(paths), *target.size) + (() if target.grey else (3,)), dtype=np.uint8)
-    done, colour = _decode_all(paths, list(range(len(paths))), out, target)
+    done, colour = _decode_all(paths, list(range(len(paths))), out, target, workers)
     if colour:  # the first image was grey, some others are not: the whole folder becomes colour
         out = np.repeat(out[..., None], 3, axis=3)  # Pillow's grey to RGB: R = G = B
         target = target._replace(grey=False, convert=True)
-        again, _ = _decode_all(paths, colour, out, target)
+        again, _ = _decode_all(paths, colour, out, target, workers)
         done.update(again)
         done["grey to colour"] += len(paths) - len(colour)
     example = None if channels else paths[colour[0]] if colour else paths[0]  # a colour image, when one decided

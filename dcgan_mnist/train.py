@@ -19,9 +19,9 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from dcgan_mnist import checkpoint, data, distribute, folder
+from dcgan_mnist import checkpoint, data, distribute, folder, imagefolder
 from dcgan_mnist.cli import OneLineErrorParser, Stopped, UserError, run
-from dcgan_mnist.config import N_LABELS, Config, ConfigError, add_arguments, flag_name, from_args, image_size_problem
+from dcgan_mnist.config import N_LABELS, Config, ConfigError, add_arguments, flag_name, from_args
 from dcgan_mnist.grid import save_progress_gif, save_visualization
 from dcgan_mnist.hook import TrainingHook
 from dcgan_mnist.model import DCGAN, Generator
@@ -235,7 +235,7 @@ class Grids:
         # drawing the same digits.
         rng = np.random.default_rng([cfg.seed, 2])
         self.Z = tf.constant(rng.uniform(-1, 1, size=(cfg.visualize_dim, cfg.dim_z)).astype(np.float32))
-        self.Y = tf.one_hot(rng.integers(0, cfg.dim_y, size=cfg.visualize_dim), cfg.dim_y)
+        self.Y = tf.one_hot(rng.integers(0, model.dim_y, size=cfg.visualize_dim), model.dim_y)
         self.sample = tf.function(model.samples_generator)
         self.side = int(round(cfg.visualize_dim ** 0.5))
 
@@ -298,9 +298,7 @@ def fit_settings(cfg, dataset):
     cfg.valid_size = cfg.held_out(len(dataset.train_images))
     images = dataset.train_images
     size = images.shape[1:3]
-    if image_size_problem(size):
-        raise ConfigError(f"{dataset.source}: images are {size[0]} x {size[1]}: {image_size_problem(size)}; "
-                          f"--image-size resizes them")
+    imagefolder.check_size(*size, dataset.source)
     cfg.image_size, cfg.dim_channel = tuple(size), 1 if images.ndim == 3 else images.shape[3]
     classes = len(dataset.class_names) if dataset.class_names else N_LABELS
     if cfg.dim_y is not None and cfg.dim_y != classes:

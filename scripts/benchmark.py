@@ -8,7 +8,7 @@
 
 step: each case in its own process (so its peak RSS is its own) or, with --interleave, all in one
 process taking turns of 4 iterations (fair ratios on a busy machine), after warm-up iterations:
-  default    the step a run trains with (dcgan_mnist.train.build at Config()'s defaults, its noise,
+  default    the step a run trains with (dcgan_mnist.train.build at upstream's sizes, its noise,
              its averaged generator) on Fashion-MNIST's batches, the four printed figures read back
              every iteration (--log-every 1)
   bf16       the same with --precision bf16; bf16:CASE runs CASE in bf16
@@ -38,13 +38,13 @@ generator on, random images), op time summed by kind. Ops run two at a time on 2
 adds up to more than wall time: read the shares. docs/speed.md gives the figures.
 
 load: --image-folder's loading (dcgan_mnist/imagefolder.py) against IDX. Fashion-MNIST's first --n
-training images are written (untimed) as a gzipped IDX pair and as PNGs, one subfolder per label, into
-a temporary folder (or --dir, kept and reused); then, in this process, data.load_idx_pair of the pair
-and imagefolder.load_image_folder of the PNGs (at each --workers thread count) take turns for --rounds
-rounds. Both are read once first, untimed, so every timed read finds its files in the page cache: the
-rounds time decoding, not the disk. The first read also checks that the folder gives the IDX array
-(in the folder's order: by label, then by index). Prints every round, then each one's median and range,
-wall and CPU seconds of this process: a busy machine stretches the wall time, hardly the CPU time.
+training images are written (untimed) as a gzipped IDX pair and as PNGs, one subfolder per label, into a
+temporary folder (or --dir, kept and reused); then, in this process, data.load_idx_pair of the pair and
+imagefolder.load_image_folder of the PNGs (as it loads them, and at each --workers thread count) take
+turns for --rounds rounds. Both are read once first, untimed, so every timed read finds its files in the
+page cache: the rounds time decoding, not the disk. The first read also checks that the folder gives the
+IDX array (in the folder's order: by label, then by index). Prints every round, then each one's median
+and range, wall and CPU seconds of this process: a busy machine stretches the wall time, hardly the CPU time.
 """
 import argparse
 import collections
@@ -62,9 +62,11 @@ from unittest import mock
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from dcgan_mnist.config import Config  # noqa: E402  (the package first: TensorFlow's start-up quiet, oneDNN on)
+from dcgan_mnist.config import IMAGE_SHAPE, N_LABELS, Config  # noqa: E402  (the package first: TensorFlow quiet)
 
 SHORT, LONG = 20, 220  # cli: iterations of the short and the long run
+# Upstream's MNIST shape: what a run on MNIST resolves its data-decided sizes to (train.fit_settings).
+MNIST = dict(dim_y=N_LABELS, dim_channel=IMAGE_SHAPE[2], image_size=IMAGE_SHAPE[:2])
 RSS_ITERATIONS = 100
 
 
@@ -111,12 +113,12 @@ def iteration_flops(cfg, path="step", printed=True):
 def case_flops(case):
     """FLOPs of one iteration of a case, D and G iterations averaged."""
     name = lever_of(case.partition("@")[0])
-    f = iteration_flops(Config(), name if name in ("plain", "upstream") else "step", printed=name != "thinned")
+    f = iteration_flops(Config(**MNIST), name if name in ("plain", "upstream") else "step", printed=name != "thinned")
     return (f["D"] + f["G"]) / 2
 
 
 def print_flops(args):
-    cfg = Config()
+    cfg = Config(**MNIST)
     for name, path, printed in (("plain (model.py, upstream's layers)", "plain", True),
                                 ("default (step.py)", "step", True), ("default, G iterations unprinted", "step", False),
                                 ("upstream incl. second forward", "upstream", True)):
@@ -166,7 +168,7 @@ def big_matmul_shapes(cfg):
 def matmul_rates(repeats=10):
     """{"float32": GFLOP/s, "bf16": GFLOP/s}: the best of `repeats` timings of the big matmuls."""
     import tensorflow as tf
-    shapes, rates = big_matmul_shapes(Config()), {}
+    shapes, rates = big_matmul_shapes(Config(**MNIST)), {}
     for name, dtype in (("float32", tf.float32), ("bf16", tf.bfloat16)):
         pairs = [(tf.cast(tf.random.normal([m, k]), dtype), tf.cast(tf.random.normal([k, n]), dtype))
                  for m, k, n in shapes]
@@ -235,7 +237,7 @@ def case_project(case):
 
     from dcgan_mnist import data, step, train
     name = lever_of(case)
-    cfg = Config(precision=dtype_of(case), seed=0, **({"ema_decay": 0} if name == "no_ema" else {}))
+    cfg = Config(**MNIST, precision=dtype_of(case), seed=0, **({"ema_decay": 0} if name == "no_ema" else {}))
     make = train.make_train_steps
     with mock.patch.object(train, "make_train_steps", lambda m, *a, **kw: make(m, *a, **kw, **step_options(name, m))):
         _, steps, _, _ = train.build(cfg, tf.distribute.get_strategy())
@@ -268,7 +270,7 @@ def case_upstream():
 
     from dcgan_mnist.model import DCGAN
     v1 = tf.compat.v1
-    cfg = Config(upstream_quirks=True)
+    cfg = Config(**MNIST, upstream_quirks=True)
     batch = cfg.batch_size
     trX, trY = training_data()
     eager = DCGAN(**cfg.model_kwargs(), seed=0)
@@ -416,14 +418,14 @@ def sequential(args):
         gflops = case_flops(c) / w["median"] / 1e9
         report["cases"][c] = dict(
             s_per_iteration=w, cpu_s_per_iteration=stats(pairs(r["cpu"]))["median"],
-            images_per_s=Config().batch_size / w["median"], gflops=gflops,
+            images_per_s=Config.batch_size / w["median"], gflops=gflops,
             share_of_matmul=gflops / rates[dtype_of(c.partition("@")[0])],
             speedup_over_upstream=up / w["median"] if up else None,
             input_wait_ms=1e3 * max(r["input_wait"]) if r.get("input_wait") else None, peak_rss=r["rss"])
     if args.json:
         return print(json.dumps(report, indent=2))
     f = report["flops_per_iteration"]
-    print(f"batch {Config().batch_size}, {args.iterations} timed iterations after {args.warmup} warm-up, alternating "
+    print(f"batch {Config.batch_size}, {args.iterations} timed iterations after {args.warmup} warm-up, alternating "
           f"D and G; load average {load_before[0]:.2f} before, {report['load_average_after'][0]:.2f} after")
     print(f"CPU flags: {report['cpu_flags']}; the step's big matmuls (best of 10): float32 {rates['float32']:.0f} "
           f"GFLOP/s, bfloat16 {rates['bf16']:.0f} GFLOP/s; FLOP per iteration: default {f['default'] / 1e9:.1f} G, "
@@ -499,7 +501,7 @@ def profile(args):
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     from dcgan_mnist import train
-    cfg = Config(precision=args.precision, seed=0)
+    cfg = Config(**MNIST, precision=args.precision, seed=0)
     _, steps, _, _ = train.build(cfg, tf.distribute.get_strategy())
     images = tf.random.uniform([cfg.batch_size, 28, 28, cfg.dim_channel])
     labels = tf.random.uniform([cfg.batch_size], 0, cfg.dim_y, dtype=tf.int32)
@@ -578,12 +580,14 @@ def load(args):
         images, labels = write_load_data(folder, args.n)
         idx, png = [os.path.join(folder, f + ".gz") for f in data.TRAIN_FILES], os.path.join(folder, "png")
 
-        def load_png(workers):
-            with mock.patch.object(imagefolder, "IMAGE_WORKERS", workers):
+        def load_png(workers):  # on `workers` threads, whatever the images' size
+            with mock.patch.object(imagefolder, "IMAGE_WORKERS", workers), \
+                    mock.patch.object(imagefolder, "PARALLEL_PIXELS", 0):
                 return imagefolder.load_image_folder(png)
 
         cases = {"IDX": lambda: data.load_idx_pair(*idx)}
-        for w in [int(w) for w in args.workers.split(",")] if args.workers else [imagefolder.IMAGE_WORKERS]:
+        cases["PNG as loaded"] = lambda: imagefolder.load_image_folder(png)  # the module's own choice of threads
+        for w in [int(w) for w in args.workers.split(",")] if args.workers else []:
             cases[f"PNG {w} thread{'s' * (w > 1)}"] = lambda w=w: load_png(w)
         order = np.argsort(labels, kind="stable")  # the folder's: by label (class "0" to "9"), then by index
         for name, run in cases.items():  # untimed: warms the page cache, and checks what each gives
@@ -633,7 +637,7 @@ def main(argv=None):
     ld = modes.add_parser("load", help="time an image folder's loading against IDX")
     ld.add_argument("--n", type=int, default=60000, help="images (default: %(default)s)")
     ld.add_argument("--rounds", type=int, default=5)
-    ld.add_argument("--workers", help="comma-separated thread counts to time (default: IMAGE_WORKERS)")
+    ld.add_argument("--workers", help="also time these thread counts, comma-separated, whatever the images' size")
     ld.add_argument("--dir", help="write the images here, and keep them for the next time (default: a temporary "
                     "folder)")
     args = p.parse_args(argv)

@@ -59,7 +59,8 @@ def main():
         # The checkpoint at the budget itself, even if the folder holds a longer run.
         run = restore_generator(folder, os.path.join(folder, f"ckpt-{args.iterations}"), "trained")
         if evaluator is None:  # both runs share data, split and seed: one classifier, one reference
-            evaluator = Evaluator(run_data(run.cfg, run.fingerprint), args.n_per_label)
+            evaluator = Evaluator(run_data(run.cfg, run.fingerprint), args.n_per_label,
+                                  label_names=run.cfg.label_names())
         results[title] = dict(evaluator(run.generator), checkpoint=run.path)
     first = next(iter(results.values()))
     print(f"\n{args.iterations} iterations, seed {args.seed}, data {first['data']}, "

@@ -32,7 +32,7 @@ def files(tmp_path_factory):
         "trailing": good_images + b"\x00" * 7,
         "fewer_labels": idx_bytes(labels[:39]),
         "label_11": idx_bytes(np.where(np.arange(40) == 5, 11, labels)),
-        "not_28x28": idx_bytes(rng.integers(0, 256, (40, 32, 32))),
+        "not_multiple_of_4": idx_bytes(rng.integers(0, 256, (40, 30, 30))),
         "corrupt_gz": gzip.compress(good_images)[:-30] + b"\xff" * 30,
         "images.gz": gzip.compress(good_images),
     }
@@ -84,7 +84,8 @@ CASES = {
     "trailing_bytes": (["--train-images", "{trailing}"], ["trailing", "7 bytes after"]),
     "count_mismatch": (["--train-labels", "{fewer_labels}"], ["has 40 images but", "fewer_labels has 39 labels"]),
     "label_outside_0_9": (["--train-labels", "{label_11}"], ["label_11", "label 11 outside 0 to 9"]),
-    "images_not_28x28": (["--train-images", "{not_28x28}"], ["not_28x28", "32 x 32, expected 28 x 28"]),
+    "images_not_multiple_of_4": (["--train-images", "{not_multiple_of_4}"],
+                                 ["not_multiple_of_4", "images are 30 x 30", "--image-size 28 or --image-size 32"]),
     "corrupt_gzip": (["--train-images", "{corrupt_gz}"], ["corrupt_gz", "corrupt gzip stream"]),
     "npz_without_arrays": ("npz_dir", ["mnist.npz", "no array 'x_train'"]),
     "npz_damaged": ("bad_npz_dir", ["mnist.npz", "not a readable .npz file"]),

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -199,18 +200,19 @@ def test_the_page_fetches_nothing_but_from_its_own_server(served, browser):
 
 # ---------------------------------------------------------------- through the page's HTTP API
 
-def client(served):
+@pytest.fixture(scope="module")
+def api(served):
+    """Gradio's client of the page's HTTP API; answers' files are left on the server (their URLs fetched)."""
     from gradio_client import Client
     return Client(served.url, verbose=False, download_files=False)
 
 
-def test_twenty_requests_at_once_are_all_answered_with_the_digits_asked_for(served):
+def test_twenty_requests_at_once_are_all_answered_with_the_digits_asked_for(served, api):
     """Four requests, each sent five times, all twenty at once: every answer is generate's own digits for its
     request (drawn again in this process), as a grid and as generate --npz's arrays, and the five answers to a
     request are the same."""
     distinct = [("2026", 4, 1), ("0123456789", 10, 2), ("7", 1, 3), ("31", 5, 4)]
     requests = distinct * 5
-    api = client(served)
     jobs = [api.submit(labels, n, seed, "average", api_name="/generate") for labels, n, seed in requests]
     answers = [job.result(timeout=WAIT) for job in jobs]
     grids = [fetch(answer[0]["url"]) for answer in answers]
@@ -227,8 +229,7 @@ def test_twenty_requests_at_once_are_all_answered_with_the_digits_asked_for(serv
             np.testing.assert_array_equal(arrays["labels"], y)
 
 
-def test_walks_are_generates_walks(served):
-    api = client(served)
+def test_walks_are_generates_walks(served, api):
     png = fetch(api.predict("classes", "38", "", 5, 2, "average", api_name="/walk")[0]["url"])
     want = generate.class_interpolation(served.source.generator, [(3, 8)], 5, 2)
     assert np.abs(cells(png).astype(int) - want).max() <= 1
@@ -244,10 +245,10 @@ def test_walks_are_generates_walks(served):
     (("7" * 51, 1, 0, "average"), "51 labels: at most 50 rows"),
     (("7", 1, 0, "trained"), "weights 'trained': this generator has the averaged generator only"),
 ])
-def test_what_the_page_cannot_send_is_refused_through_the_api_too(served, inputs, message):
+def test_what_the_page_cannot_send_is_refused_through_the_api_too(api, inputs, message):
     from gradio_client.exceptions import AppError
-    with pytest.raises(AppError, match=message):
-        client(served).predict(*inputs, api_name="/generate")
+    with pytest.raises(AppError, match=re.escape(message)):
+        api.predict(*inputs, api_name="/generate")
 
 
 def test_the_server_listens_on_127_0_0_1_only(served):
@@ -278,16 +279,18 @@ def test_a_followed_folder_is_drawn_from_its_newest_checkpoint_that_loads(traine
                                       [0, 1], 2, 5)
         return images
 
-    training_wrote(2)
+    # ckpt-1 is written after a D step, ckpt-2 after a G step: their digits differ, and tell which drew them.
+    assert not np.array_equal(reference(1, "average"), reference(2, "average"))
+    training_wrote(1)
     page = demo.Demo(demo.parser().parse_args(["--checkpoint-dir", folder]), str(tmp_path))
     assert set(page.sources) == {"average", "trained"}
     _, npz, about = page.digits("01", 2, 5, "trained")
-    np.testing.assert_array_equal(np.load(npz)["images"], reference(2, "trained"))
-    assert "ckpt-2" in about
-    training_wrote(3)
+    np.testing.assert_array_equal(np.load(npz)["images"], reference(1, "trained"))
+    assert "checkpoint `ckpt-1` (iteration 1)" in about
+    training_wrote(2)
     _, npz, about = page.digits("01", 2, 5, "average")
-    np.testing.assert_array_equal(np.load(npz)["images"], reference(3, "average"))
-    assert "checkpoint `ckpt-3` (iteration 3)" in about
+    np.testing.assert_array_equal(np.load(npz)["images"], reference(2, "average"))
+    assert "checkpoint `ckpt-2` (iteration 2)" in about
     # A newer checkpoint that does not read back: the page stays on the last one and says why.
     for suffix in (".index", ".data-00000-of-00001"):
         shutil.copy(f"{folder}/ckpt-3{suffix}", f"{folder}/ckpt-4{suffix}")
@@ -295,8 +298,8 @@ def test_a_followed_folder_is_drawn_from_its_newest_checkpoint_that_loads(traine
         f.truncate(100)
     training_wrote(4)
     _, npz, about = page.digits("01", 2, 5, "average")
-    np.testing.assert_array_equal(np.load(npz)["images"], reference(3, "average"))
-    assert "ckpt-3" in about and "Not drawn from:" in about and "ckpt-4: cannot restore checkpoint" in about
+    np.testing.assert_array_equal(np.load(npz)["images"], reference(2, "average"))
+    assert "ckpt-2" in about and "Not drawn from:" in about and "ckpt-4: cannot restore checkpoint" in about
 
 
 def test_a_pinned_checkpoint_is_not_followed(trained_copy, tmp_path):
@@ -312,14 +315,22 @@ def test_a_pinned_checkpoint_is_not_followed(trained_copy, tmp_path):
     (["--pretrained", "--weights", "trained"], "error: --weights trained: the pretrained generator is an averaged"),
     (["--checkpoint-dir", "nowhere"], "error: no checkpoint in nowhere: train first"),
     (["--pretrained", "--port", "70000"], "python -m dcgan_mnist.demo: error: --port 70000: must be 1 to 65535"),
+    (["--pretrained", "--port", "TAKEN"], "python -m dcgan_mnist.demo: error: --port TAKEN: cannot listen on "
+                                          "127.0.0.1 port TAKEN"),  # a port in use
+    (["--pretrained", "--host", "192.0.2.1"], "python -m dcgan_mnist.demo: error: --host 192.0.2.1: cannot listen on "
+                                              "192.0.2.1 port any"),  # an address for documentation: not this one
 ])
 def test_bad_flags_stop_with_one_line_and_status_2(flags, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    code, out, err = call_main(capsys, demo.main, *flags)
-    assert code == 2 and err.startswith(message) and err.count("\n") == 1 and out == ""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        code, out, err = call_main(capsys, demo.main, *[port if flag == "TAKEN" else flag for flag in flags])
+    assert code == 2 and err.startswith(message.replace("TAKEN", port)) and err.count("\n") == 1 and out == ""
 
 
 def test_without_the_demo_extra_it_says_how_to_install_it(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "gradio", None)  # as where Gradio is not installed
+    for name in ("GRADIO_ANALYTICS_ENABLED", "GRADIO_TEMP_DIR"):  # the command sets them: undone after the test
+        monkeypatch.setenv(name, "")
     code, out, err = call_main(capsys, demo.main, "--pretrained")
     assert code == 2 and err == "error: the demo page needs Gradio, the demo extra: pip install -e '.[demo]'\n"

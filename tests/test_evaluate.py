@@ -398,9 +398,10 @@ def test_the_hook_scores_the_split_training_holds_without_loading_the_data_again
 
 
 def test_importing_train_loads_neither_matplotlib_nor_the_classifier():
-    """Only a run that measures quality loads the classifier (Keras's, through evaluate); none draws."""
+    """Only a run that measures quality loads the classifier (Keras's, through evaluate); none draws; the
+    demo page's Gradio is an extra that no training loads."""
     code = ("import sys, dcgan_mnist.train; loaded = [m for m in ('matplotlib', 'dcgan_mnist.classifier', "
-            "'dcgan_mnist.evaluate') if m in sys.modules]; assert not loaded, loaded")
+            "'dcgan_mnist.evaluate', 'gradio', 'dcgan_mnist.demo') if m in sys.modules]; assert not loaded, loaded")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert done.returncode == 0, done.stderr[-2000:]

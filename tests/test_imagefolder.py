@@ -45,6 +45,7 @@ def small_chunks(monkeypatch):
     """Many chunks on several threads, even for 50 images: the parallel path is the one under test."""
     monkeypatch.setattr(imagefolder, "CHUNK", 7)
     monkeypatch.setattr(imagefolder, "IMAGE_WORKERS", 3)
+    monkeypatch.setattr(imagefolder, "PARALLEL_PIXELS", 0)  # threads even for small images
 
 
 def error_of(*args, **kwargs):

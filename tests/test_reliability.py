@@ -50,7 +50,7 @@ def assert_like_reference(run_dir, reference_dir):
     assert got_grids == want_grids
 
 
-def test_sigkill_in_a_checkpoint_write_and_at_random_iterations_then_resume_equals_uninterrupted(
+def test_sigkill_in_a_checkpoint_write_and_at_a_random_iteration_then_resume_equals_uninterrupted(
         data_dir, reference, tmp_path, monkeypatch, capsys):
     flags = fr.tiny_flags(data_dir, str(tmp_path))
     ckpt = os.path.join(str(tmp_path), "ckpt")
@@ -65,8 +65,8 @@ def test_sigkill_in_a_checkpoint_write_and_at_random_iterations_then_resume_equa
     os.makedirs(os.path.join(ckpt, "ckpt-9_temp"))
     with open(os.path.join(ckpt, "ckpt-9_temp", "part-00000-of-00001.data-00000-of-00001"), "wb") as f:
         f.write(b"half a checkpoint")
-    # 2. Three kill -9 at seeded random iterations, each after a resume.
-    kills = sorted(random.Random(5).sample(range(6, fr.TOTAL - 2), 3))
+    # 2. A kill -9 at a seeded random iteration, after a resume (tests/test_slow_checks.py kills at many).
+    kills = sorted(random.Random(5).sample(range(6, fr.TOTAL - 2), 1))
     resumed = []
     for k in kills:
         proc = fr.start(flags)
