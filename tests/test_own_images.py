@@ -144,11 +144,15 @@ def test_export_serves_colour_images_of_the_runs_size(colour_run, tmp_path, caps
 def test_evaluate_scores_a_colour_run(colour_run, tmp_path, capsys, monkeypatch):
     root, _, _ = colour_run
     monkeypatch.setattr(classifier, "CLASSIFIER_STEPS", 20)
-    code, out, err = call_main(capsys, evaluate.main, "--checkpoint-dir", root / "run/ck", "--n-per-label", "10",
+    # 4 x 50 generated images, as many as the run's training images: the real row's CAS is then the
+    # evaluator's own classifier (evaluate.py), one classifier fewer to train.
+    code, out, err = call_main(capsys, evaluate.main, "--checkpoint-dir", root / "run/ck", "--n-per-label", "50",
                                "--cache-dir", tmp_path / "cache", "--out", tmp_path / "figures.json")
     assert code == 0, err
     figures = json.loads((tmp_path / "figures.json").read_text())
-    assert figures["generated"]["n"] == 40 and len(figures["generated"]["per_label_agreement"]) == 4
+    assert figures["generated"]["n"] == 200 and len(figures["generated"]["per_label_agreement"]) == 4
+    assert figures["label_names"] == sorted(COLOUR_CLASSES) and "out of 4" in out
+    assert figures["real"]["label_agreement"] > 0.25  # the classifier reads real colour digits above chance
 
 
 def test_a_resume_continues_and_a_changed_folder_is_refused(colour_run, tmp_path, capsys):
