@@ -24,7 +24,7 @@ import numpy as np
 
 from dcgan_mnist import checkpoint, classifier, data, metrics
 from dcgan_mnist.cli import OneLineErrorParser, add_verbose, run
-from dcgan_mnist.config import N_LABELS, Config, ConfigError, add_checkpoint_arguments, check_sampling_arguments
+from dcgan_mnist.config import Config, ConfigError, add_checkpoint_arguments, check_sampling_arguments
 from dcgan_mnist.data import DataError
 from dcgan_mnist.files import write_json_atomic
 from dcgan_mnist.generate import CONTEXT, generate
@@ -61,7 +61,7 @@ class Evaluator:
     def __init__(self, split, n_per_label=Config.eval_n_per_label, seed=SEED, cache_dir=None, retrain=False,
                  steps=None, label_names=None):
         self.n_per_label, self.seed, self.cache_dir, self.steps = n_per_label, seed, cache_dir, steps
-        self.label_names = tuple(label_names or map(str, range(N_LABELS)))
+        self.label_names = tuple(label_names or Config().label_names())
         self.n_labels = len(self.label_names)
         trX, trY, heldX, heldY, self.source = split[:5]
         if len(heldX) < MIN_HELD_OUT:

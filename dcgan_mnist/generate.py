@@ -17,7 +17,7 @@ from PIL import Image
 
 from dcgan_mnist.checkpoint import load_generator
 from dcgan_mnist.cli import OneLineErrorParser, add_verbose, run
-from dcgan_mnist.config import add_checkpoint_arguments, check_sampling_arguments
+from dcgan_mnist.config import Config, add_checkpoint_arguments, check_sampling_arguments
 from dcgan_mnist.files import atomic_write
 from dcgan_mnist.grid import make_grid, save_image_atomic, save_visualization
 
@@ -34,7 +34,7 @@ def default_labels(names):
 
 def default_pairs(names):
     """--pairs' default: 07,18,36 for the digits; else the first classes to the last, as far as they go."""
-    if tuple(names) == tuple(str(i) for i in range(10)):
+    if tuple(names) == Config().label_names():
         return DIGIT_PAIRS
     return ",".join(f"{names[i]}:{names[-1 - i]}" for i in range(min(3, len(names) // 2)))
 
