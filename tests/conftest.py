@@ -1,6 +1,8 @@
 """Fixtures over the one scaffold (tests/scaffold.py): tiny IDX data, the trained run (trained once
 per session, copied where a test changes it), the undisturbed fault_runner run, and the ways to run
 a command (in this process, or as a real process where the process itself is under test)."""
+import contextlib
+import io
 import os
 import shutil
 import subprocess
@@ -104,3 +106,39 @@ def fault_reference(data_dir, tmp_path_factory):
     assert proc.returncode == 0, err
     assert f"done: {fr.TOTAL} iterations" in out
     return run_dir
+
+
+# The replicated runs' data and flags (test_distribute.py, test_faults_at_scale.py): 64 random images,
+# batch 8, so 8 iterations an epoch, D and G steps alternating, a grid every 5 iterations.
+REPLICA_FLAGS = ["--valid-size", "0", "--batch-size", "8", *SMALL_FLAGS, "--step", "5", "--seed", "7",
+                 "--log-every", "1000"]
+
+
+@pytest.fixture(scope="session")
+def replica_flags(tmp_path_factory):
+    """REPLICA_FLAGS with the data they train on."""
+    return write_random_pair(tmp_path_factory.mktemp("replica_data"), seed=0) + REPLICA_FLAGS
+
+
+@pytest.fixture(scope="session")
+def one_device_run(replica_flags, tmp_path_factory):
+    """What replicated runs must end as: replica_flags on one device, in this process, 2 epochs (16
+    iterations), every iteration's figures printed (log.txt). Its folder: ckpt/ (ckpt-8 ends the first
+    epoch, ckpt-16 the run), vis/, log.txt."""
+    folder = tmp_path_factory.mktemp("one_device")
+    log = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")  # as sys.stdout (the command reconfigures it)
+    with contextlib.redirect_stdout(log):
+        status = fr.train.main(replica_flags + ["--strategy", "one", "--n-epochs", "2", "--log-every", "1",
+                                                "--checkpoint-dir", str(folder / "ckpt"),
+                                                "--vis-dir", str(folder / "vis")])
+    log.flush()
+    printed = log.buffer.getvalue().decode()
+    assert status == 0, printed[-3000:]
+    (folder / "log.txt").write_text(printed)
+    return folder
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked `early` first. pytest-xdist hands out its groups first, then single tests in this
+    order: a long test left to the end keeps one worker busy while the other has nothing to do."""
+    items.sort(key=lambda item: item.get_closest_marker("early") is None)

@@ -1,8 +1,9 @@
 """--strategy: several replicas train as one device does on the same global batches, to float32 rounding.
 
-Every run here is a separate process (tests/train_driver.py) with a time limit, killed if it
-overruns: a multi-worker runtime and logical CPU devices can only be set up before TensorFlow
-starts, and a stuck collective must not hang the suite. CPU only, tiny model, tiny data.
+The one-device reference is conftest's one_device_run. Every run of several replicas is a separate
+process (tests/train_driver.py) with a time limit, killed if it overruns: a multi-worker runtime and
+logical CPU devices can only be set up before TensorFlow starts, and a stuck collective must not
+hang the suite. CPU only, tiny model, tiny data.
 """
 import os
 import re
@@ -14,27 +15,16 @@ import numpy as np
 import pytest
 
 import fault_runner as fr
-from conftest import SMALL_FLAGS, write_random_pair
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DRIVER = os.path.join(ROOT, "tests", "train_driver.py")
 TIMEOUT = 300  # seconds for any one process; the runs take ~10-40 s on 2 busy cores
-# 64 images, batch 8: 8 iterations per epoch, D and G steps alternating.
-TINY = ["--valid-size", "0", "--batch-size", "8", *SMALL_FLAGS, "--step", "5", "--seed", "7", "--log-every", "1000"]
-ATOL = 2e-5  # float32 summation order; measured differences ~1e-6 after 16 iterations, ~2e-3 if
-             # batch norm used per-replica statistics instead of the global batch's
 # The printed figures (means over the global batch of terms that use its batchnorm statistics): on two
 # replicas their sums run in another order. A sum of n float32 terms in another order moves by about
 # u sqrt(n) relative, bounded as tests/test_step.py bounds it by 2 u (1 + sqrt(n)), u = 2^-24, n the
 # longest sum: 8 x 14 x 14 terms, gen_W3's batchnorm. About 4.8e-6; measured at most 1.5e-7 with
 # oneDNN and with Eigen; replica 0's own figures (half the batch) differ by 3e-3 and more.
 FIGURES_RTOL = 2 * 2.0 ** -24 * (1 + np.sqrt(8 * 14 * 14))
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny")
-    return folder, write_random_pair(folder, seed=0) + TINY
 
 
 def start(weights, cpus, flags):
@@ -66,33 +56,6 @@ def weights(path, replica=0):
         return {k.split("/")[0]: f[k] for k in f.files if k.endswith(f"/replica_{replica}")}
 
 
-def checkpoint_weights(path, prefix="model"):
-    import tensorflow as tf
-    reader = tf.train.load_checkpoint(path)
-    names = ["gen_W1", "gen_W2", "gen_W3", "gen_W4"]
-    if prefix == "model":
-        names += ["discrim_W1", "discrim_W2", "discrim_W3", "discrim_W4"]
-    return {n: reader.get_tensor(f"{prefix}/{n}/.ATTRIBUTES/VARIABLE_VALUE") for n in names}
-
-
-def assert_close(a, b):
-    assert sorted(a) == sorted(b)
-    for name in a:
-        np.testing.assert_allclose(a[name], b[name], rtol=0, atol=ATOL, err_msg=name)
-
-
-@pytest.fixture(scope="session")
-def single(tiny, tmp_path_factory):
-    """The reference: one process, one device, 2 epochs (16 iterations), every iteration's figures
-    printed (log.txt); ckpt-8 is its first epoch."""
-    folder = tmp_path_factory.mktemp("single")
-    out = finish([start(folder / "w.npz", 1, tiny[1] + ["--strategy", "one", "--n-epochs", "2", "--log-every", "1",
-                                                        "--checkpoint-dir", str(folder / "ckpt"),
-                                                        "--vis-dir", str(folder / "vis")])])[0]
-    (folder / "log.txt").write_text(out)
-    return folder
-
-
 FIGURE = re.compile(r"^iteration: (\d+)\ngen loss: (\S+)\ndiscrim loss: (\S+)\nAverage P\(real\)= (\S+)\n"
                     r"Average P\(gen\)= (\S+)$", re.M)
 
@@ -102,10 +65,10 @@ def printed_figures(log):
     return {int(m[0]): [float(x) for x in m[1:]] for m in FIGURE.findall(log)}
 
 
-def run_workers(tiny, tmp_path, n_epochs):
+def run_workers(replica_flags, tmp_path, n_epochs):
     """Two worker processes of one multi-worker run on 127.0.0.1 (fault_runner.Cluster) -> their final weights."""
-    flags = tiny[1] + ["--strategy", "multiworker", "--n-epochs", str(n_epochs),
-                       "--checkpoint-dir", str(tmp_path / "ckpt"), "--vis-dir", str(tmp_path / "vis")]
+    flags = replica_flags + ["--strategy", "multiworker", "--n-epochs", str(n_epochs),
+                             "--checkpoint-dir", str(tmp_path / "ckpt"), "--vis-dir", str(tmp_path / "vis")]
     cluster = fr.Cluster(tmp_path, 2).start(lambda i: [DRIVER, str(tmp_path / f"w{i}.npz"), "1", *flags])
     try:
         results = [cluster.wait(i, TIMEOUT) for i in range(2)]
@@ -125,47 +88,44 @@ def run_workers(tiny, tmp_path, n_epochs):
     return w0
 
 
-@pytest.mark.xdist_group("clusters")  # one cluster at a time (with test_faults_at_scale's): never two on 2 cores
-def test_two_workers_resume_and_match_one_process(tiny, single, tmp_path):
-    # Start both workers from the single run's first-epoch checkpoint: every worker restores the
-    # chief's checkpoint, they train the second epoch together, and end where the single run ended.
-    (tmp_path / "ckpt").mkdir()
-    for name in os.listdir(single / "ckpt"):
-        if name.startswith("ckpt-8.") or name == "run.json":
-            shutil.copy(single / "ckpt" / name, tmp_path / "ckpt" / name)
-    (tmp_path / "ckpt" / "checkpoint").write_text('model_checkpoint_path: "ckpt-8"\n'
-                                                   'all_model_checkpoint_paths: "ckpt-8"\n')
-    w0 = run_workers(tiny, tmp_path, n_epochs=2)
-    assert_close(w0, weights(single / "w.npz"))
-    assert_close(checkpoint_weights(str(tmp_path / "ckpt" / "ckpt-16")), weights(single / "w.npz"))
-    assert sorted(os.listdir(tmp_path / "vis")) == ["progress.gif", "sample_0002.jpg", "sample_0003.jpg"]
-
+# Two workers that resume and end where one device ends: test_faults_at_scale.py's kill -9 of a worker, relaunched.
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("clusters")
-def test_two_workers_from_scratch_match_one_process(tiny, single, tmp_path):
-    w0 = run_workers(tiny, tmp_path, n_epochs=1)
-    assert_close(w0, checkpoint_weights(str(single / "ckpt" / "ckpt-8")))
+def test_two_workers_from_scratch_match_one_process(replica_flags, one_device_run, tmp_path):
+    w0 = run_workers(replica_flags, tmp_path, n_epochs=1)
+    fr.assert_close_weights(w0, fr.checkpoint_weights(str(one_device_run / "ckpt" / "ckpt-8")))
     assert sorted(os.listdir(tmp_path / "vis")) == ["progress.gif", "sample_0000.jpg", "sample_0001.jpg"]
 
 
-@pytest.mark.xdist_group("clusters")  # with the other users of `single`: it is made once
-def test_mirrored_over_two_cpu_devices_matches_one_device(tiny, single, tmp_path):
-    out = finish([start(tmp_path / "w.npz", 2, tiny[1] + [
+@pytest.mark.xdist_group("clusters")  # with the other users of one_device_run: it is made once
+def test_mirrored_over_two_cpu_devices_resumes_one_devices_run_and_matches_it(replica_flags, one_device_run,
+                                                                              tmp_path):
+    # Resumed from the one-device run's first epoch (ckpt-8; --strategy is not a setting of the run), the
+    # two replicas train the second epoch and end where one device ended.
+    (tmp_path / "ckpt").mkdir()
+    for name in os.listdir(one_device_run / "ckpt"):
+        if name.startswith("ckpt-8.") or name == "run.json":
+            shutil.copy(one_device_run / "ckpt" / name, tmp_path / "ckpt" / name)
+    (tmp_path / "ckpt" / "checkpoint").write_text('model_checkpoint_path: "ckpt-8"\n'
+                                                   'all_model_checkpoint_paths: "ckpt-8"\n')
+    out = finish([start(tmp_path / "w.npz", 2, replica_flags + [
         "--strategy", "mirrored", "--n-epochs", "2", "--checkpoint-dir", str(tmp_path / "ckpt"),
         "--vis-dir", str(tmp_path / "vis"), "--log-every", "1"])])[0]
     assert "replicas: 2, 4 images each per iteration" in out
+    assert f"resuming from {tmp_path / 'ckpt'}/ckpt-8 at iteration 8" in out
     replica0, replica1 = weights(tmp_path / "w.npz", 0), weights(tmp_path / "w.npz", 1)
     for name in replica0:
         np.testing.assert_array_equal(replica0[name], replica1[name])
-    assert_close(replica0, weights(single / "w.npz"))
+    one_device = str(one_device_run / "ckpt" / "ckpt-16")
+    fr.assert_close_weights(replica0, fr.checkpoint_weights(one_device))
     # The averaged generator is mirrored like the weights: the same average as one device's.
-    assert_close(checkpoint_weights(str(tmp_path / "ckpt" / "ckpt-16"), "ema"),
-                 checkpoint_weights(str(single / "ckpt" / "ckpt-16"), "ema"))
+    fr.assert_close_weights(fr.checkpoint_weights(str(tmp_path / "ckpt" / "ckpt-16"), "ema"),
+                            fr.checkpoint_weights(one_device, "ema"))
     # The printed figures are the global batch's: the same as one device's to float32 rounding.
-    mirrored, one = printed_figures(out), printed_figures((single / "log.txt").read_text())
-    assert sorted(mirrored) == sorted(one) == list(range(16))
-    for iteration in one:
+    mirrored, one = printed_figures(out), printed_figures((one_device_run / "log.txt").read_text())
+    assert sorted(mirrored) == list(range(8, 16)) and sorted(one) == list(range(16))
+    for iteration in mirrored:
         np.testing.assert_allclose(mirrored[iteration], one[iteration], rtol=FIGURES_RTOL, atol=0,
                                    err_msg=f"iteration {iteration}")
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import fault_runner as fr
+from dcgan_mnist import folder as run_folder
 
 # On one test worker, with test_faults_at_scale's tests that compare with the same undisturbed run:
 # it (and this module's twin) are then made once, not once per worker.
@@ -50,7 +51,7 @@ def assert_like_reference(run_dir, reference_dir):
     assert got_grids == want_grids
 
 
-def test_sigkill_in_a_checkpoint_write_and_at_a_random_iteration_then_resume_equals_uninterrupted(
+def test_sigkill_in_a_checkpoint_write_and_at_a_random_iteration_then_resume_equals_uninterrupted_and_no_lock_stays(
         data_dir, reference, tmp_path, monkeypatch, capsys):
     flags = fr.tiny_flags(data_dir, str(tmp_path))
     ckpt = os.path.join(str(tmp_path), "ckpt")
@@ -74,7 +75,10 @@ def test_sigkill_in_a_checkpoint_write_and_at_a_random_iteration_then_resume_equ
         proc.kill()
         proc.communicate()
         assert proc.returncode == -signal.SIGKILL
-    status, out, err = run_in_process(flags, "none", monkeypatch, capsys)  # the last resume: in this process
+    with open(os.path.join(ckpt, run_folder.LOCK_FILE)) as f:
+        assert f.read().split()[0] == str(proc.pid)  # the dead holder's record stays; its lock went with it
+    # The last resume, in this process: the lock the killed trainer left blocks nobody.
+    status, out, err = run_in_process(flags, "none", monkeypatch, capsys)
     assert status == 0, err
     resumed += [line for line in out.splitlines() if line.startswith("resuming")]
     assert len(resumed) == len(kills) + 1, resumed  # every restart resumed from a checkpoint

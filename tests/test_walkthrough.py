@@ -8,6 +8,7 @@ import os
 import time
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -21,6 +22,7 @@ SEED_SHAPES = ("h1 = [128, 1024]", "h2 = [128, 7, 7, 138]", "h3 = [128, 14, 14, 
                "h2 = [128, 6282]", "h3 = [128, 1034]")
 
 
+@pytest.mark.early  # the longest test outside a group
 def test_the_walkthrough_runs_and_shows_the_seeds_shapes_and_pictures():
     nb = nbformat.read(NOTEBOOK, as_version=4)
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
