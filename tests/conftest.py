@@ -1,6 +1,8 @@
 """Fixtures over the one scaffold (tests/scaffold.py): tiny IDX data, the trained run (trained once
-per session, copied where a test changes it), the undisturbed fault_runner run, and the ways to run
-a command (in this process, or as a real process where the process itself is under test)."""
+per session, copied where a test changes it), the undisturbed fault_runner run, the one-device run
+that replicated runs must match, a run on real digits with its evaluator, and the ways to run a
+command (in this process, or as a real process where the process itself is under test). The costly
+session fixtures are each shared by the tests of one pytest-xdist group, so that one worker makes them."""
 import contextlib
 import io
 import os
@@ -8,9 +10,12 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import fault_runner as fr
+from dcgan_mnist import data, evaluate
+from dcgan_mnist.config import Config
 from scaffold import (  # noqa: F401  (re-exported: the tests import the scaffold from here)
     FASHION,
     ROOT,
@@ -142,3 +147,38 @@ def pytest_collection_modifyitems(items):
     """Tests marked `early` first. pytest-xdist hands out its groups first, then single tests in this
     order: a long test left to the end keeps one worker busy while the other has nothing to do."""
     items.sort(key=lambda item: item.get_closest_marker("early") is None)
+
+
+# ---------------------------------------------------------------- a run on real digits
+
+# Of the 10,000 MNIST test digits, shuffled: 1,000 train the run, 2,000 are held out. With 1,000
+# training digits, the real row's CAS (1,000 real training digits) is the evaluator's own
+# classifier, cached: one classifier fewer to train.
+RUN_DIGITS = 3000
+UNSEEN = 2000  # the next ones: real digits neither the run nor its evaluator ever sees
+MNIST_RUN_STEPS = 100  # Adam steps of every classifier of test_evaluate.py's on it, the evaluator's and CAS's
+
+
+# Session-scoped: a module fixture is made again whenever a worker returns to this module.
+@pytest.fixture(scope="session")
+def mnist_run(tmp_path_factory):
+    """A run of one iteration on RUN_DIGITS real digits (its figures come from the evaluator, not
+    the GAN), its evaluator at 100 images per label (real row and reference: 1,000 digits each),
+    and UNSEEN other real digits. In the xdist group "mnist_run" (test_evaluate.py's and test_demo.py's
+    tests, whose page's digits its classifier reads): made once."""
+    shipped = data.load_shipped()  # MNIST's 10,000 test digits, installed with the package
+    images, labels = shipped.train_images, shipped.train_labels
+    # Shuffled: the test file's two halves come from different writers.
+    order = np.random.default_rng(0).permutation(len(images))
+    run, unseen = order[:RUN_DIGITS], order[RUN_DIGITS:RUN_DIGITS + UNSEEN]
+    folder = tmp_path_factory.mktemp("mnist_run")
+    write_idx(folder / "images", images[run])
+    write_idx(folder / "labels", labels[run])
+    flags = ["--train-images", str(folder / "images"), "--train-labels", str(folder / "labels"), "--valid-size", "2000",
+             "--seed", "1"]
+    assert fr.train.main(SMALL_FLAGS + flags + ["--max-iterations", "1", "--checkpoint-dir", str(folder / "ckpt"),
+                                                "--vis-dir", str(folder / "vis")]) == 0
+    cfg = Config(train_images=str(folder / "images"), train_labels=str(folder / "labels"), valid_size=2000, seed=1)
+    evaluator = evaluate.Evaluator(evaluate.run_data(cfg), n_per_label=100, cache_dir=str(folder / "cache"),
+                                   steps=MNIST_RUN_STEPS)
+    return dict(folder=folder, evaluator=evaluator, images=images[unseen], labels=labels[unseen])

@@ -12,44 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import MNIST_RUN_STEPS as STEPS
 from conftest import ROOT, SMALL_FLAGS, write_idx
 from dcgan_mnist import classifier, data, evaluate, metrics, train
 from dcgan_mnist.config import Config
 
-# ---------------------------------------------------------------- a run on real digits
-
-# Of the 10,000 MNIST test digits, shuffled: 1,000 train the run, 2,000 are held out. With 1,000
-# training digits, the real row's CAS (1,000 real training digits) is the evaluator's own
-# classifier, cached: one classifier fewer to train.
-RUN_DIGITS = 3000
-UNSEEN = 2000  # the next ones: real digits neither the run nor its evaluator ever sees
-STEPS = 100  # Adam steps of every classifier here, the evaluator's and CAS's
-SMALL = SMALL_FLAGS
-
-
-# Session-scoped: a module fixture is made again whenever a worker returns to this module.
-@pytest.fixture(scope="session")
-def mnist_run(tmp_path_factory):
-    """A run of one iteration on RUN_DIGITS real digits (its figures come from the evaluator, not
-    the GAN), its evaluator at 100 images per label (real row and reference: 1,000 digits each),
-    and UNSEEN other real digits."""
-    shipped = data.load_shipped()  # MNIST's 10,000 test digits, installed with the package
-    images, labels = shipped.train_images, shipped.train_labels
-    # Shuffled: the test file's two halves come from different writers.
-    order = np.random.default_rng(0).permutation(len(images))
-    run, unseen = order[:RUN_DIGITS], order[RUN_DIGITS:RUN_DIGITS + UNSEEN]
-    folder = tmp_path_factory.mktemp("mnist_run")
-    write_idx(folder / "images", images[run])
-    write_idx(folder / "labels", labels[run])
-    flags = ["--train-images", str(folder / "images"), "--train-labels", str(folder / "labels"), "--valid-size", "2000",
-             "--seed", "1"]
-    assert train.main(SMALL + flags + ["--max-iterations", "1", "--checkpoint-dir", str(folder / "ckpt"),
-                                       "--vis-dir", str(folder / "vis")]) == 0
-    cfg = Config(train_images=str(folder / "images"), train_labels=str(folder / "labels"), valid_size=2000, seed=1)
-    evaluator = evaluate.Evaluator(evaluate.run_data(cfg), n_per_label=100, cache_dir=str(folder / "cache"),
-                                   steps=STEPS)
-    return dict(folder=folder, evaluator=evaluator, images=images[unseen], labels=labels[unseen])
-
+# ---------------------------------------------------------------- a run on real digits (conftest.mnist_run)
 
 @pytest.fixture(scope="session")
 def real_digits(mnist_run):
@@ -76,7 +44,7 @@ FIGURES = {"label_agreement", "per_label_agreement", "classifier_score", "freche
            "precision", "recall", "cas", "copies", "n"}
 
 
-@pytest.mark.xdist_group("mnist_run")  # one worker computes the module's real-digit run, once
+@pytest.mark.xdist_group("mnist_run")  # one worker computes the real-digit run, once (with test_demo.py's)
 def test_unseen_real_digits_score_like_the_held_out_real_row(mnist_run, unseen_scored):
     result, _ = unseen_scored
     unseen, real = result["generated"], result["real"]
