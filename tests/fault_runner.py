@@ -10,6 +10,7 @@ Test hooks only: users have no flag for these. FAULT is one of
   enospc_at_save:N     the Nth checkpoint write fails with OSError(ENOSPC), as on a full disk
   stop_at:N            SIGSTOP to itself once iteration N's step is done: frozen at a known
                        iteration (a worker of a multi-worker run holds every other one there)
+  sigint_at:N          SIGINT to itself once iteration N's step is done, as Ctrl-C then
 """
 import errno
 import json
@@ -241,14 +242,15 @@ def inject(fault, setattr=setattr):
         setattr(checkpoint_management, "update_checkpoint_state_internal", _nth_call(
             2 * n - 1, lambda: os.kill(os.getpid(), signal.SIGKILL),
             checkpoint_management.update_checkpoint_state_internal))
-    elif kind == "stop_at":
+    elif kind in ("stop_at", "sigint_at"):
+        sent = signal.SIGSTOP if kind == "stop_at" else signal.SIGINT
         original = monitor.Monitor.iteration  # called after each iteration's step, on every worker
 
-        def stopping(self, iteration, *args):
+        def signalling(self, iteration, *args):
             if iteration == n:
-                os.kill(os.getpid(), signal.SIGSTOP)
+                os.kill(os.getpid(), sent)
             return original(self, iteration, *args)
-        setattr(monitor.Monitor, "iteration", stopping)
+        setattr(monitor.Monitor, "iteration", signalling)
     elif kind == "enospc_at_save":
         def full():
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

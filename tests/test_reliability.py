@@ -11,6 +11,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -155,31 +156,48 @@ def test_read_only_output_folder_is_found_before_any_work(data_dir, tmp_path, mo
         subprocess.run(["umount", str(ro)])
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_finishes_the_step_saves_and_exits_0(data_dir, reference, tmp_path, sig, monkeypatch, capsys):
+def assert_stopped_and_saved(out, signal_name, run_dir):
+    """The run's last line says it stopped on signal_name and where; its checkpoint is there; no animation
+    (only a completed run animates its grids). Returns the iteration it stopped at."""
+    last = out.splitlines()[-1]
+    assert last.startswith(f"stopped by {signal_name} at iteration "), last
+    stopped_at = int(last.split("at iteration ")[1].split()[0])
+    saved = fr.state(os.path.join(run_dir, "ckpt"))
+    assert int(saved["iteration/.ATTRIBUTES/VARIABLE_VALUE"]) == stopped_at
+    assert f"ckpt-{stopped_at};" in last
+    assert "progress.gif" not in os.listdir(os.path.join(run_dir, "vis"))
+    return stopped_at
+
+
+def test_sigterm_finishes_the_step_saves_exits_0_and_the_printed_command_resumes(data_dir, reference, tmp_path,
+                                                                                 monkeypatch, capsys):
     flags = fr.tiny_flags(data_dir, str(tmp_path))
     proc = fr.start(flags)
     fr.wait_for_line(proc, "iteration: 11\n")
-    proc.send_signal(sig)
+    proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    last = out.splitlines()[-1]
-    assert last.startswith(f"stopped by {sig.name} at iteration "), last
-    stopped_at = int(last.split("at iteration ")[1].split()[0])
+    stopped_at = assert_stopped_and_saved(out, "SIGTERM", str(tmp_path))
     assert 11 < stopped_at < fr.TOTAL
-    saved = fr.state(os.path.join(str(tmp_path), "ckpt"))
-    assert int(saved["iteration/.ATTRIBUTES/VARIABLE_VALUE"]) == stopped_at
-    assert f"ckpt-{stopped_at};" in last
-    vis = os.path.join(str(tmp_path), "vis")
-    assert "progress.gif" not in os.listdir(vis)  # only a completed run animates its grids
-    if sig == signal.SIGTERM:  # resume with the command it printed: the run ends as if never stopped
-        resume = shlex.split(last.split("resume with: ")[1])
-        assert resume[:3] == ["python", "-m", "dcgan_mnist.train"] and resume[3:] == flags
-        status, out, err = run_in_process(resume[3:], "none", monkeypatch, capsys)  # the process is not the point
-        assert status == 0, err
-        assert f"at iteration {stopped_at}" in out
-        assert_like_reference(str(tmp_path), reference[0])
-        assert os.path.isfile(os.path.join(vis, "progress.gif"))
+    # Resumed with the command it printed: the run ends as if never stopped.
+    resume = shlex.split(out.splitlines()[-1].split("resume with: ")[1])
+    assert resume[:3] == ["python", "-m", "dcgan_mnist.train"] and resume[3:] == flags
+    status, out, err = run_in_process(resume[3:], "none", monkeypatch, capsys)  # the process is not the point
+    assert status == 0, err
+    assert f"at iteration {stopped_at}" in out
+    assert_like_reference(str(tmp_path), reference[0])
+    assert os.path.isfile(os.path.join(str(tmp_path), "vis", "progress.gif"))
+
+
+def test_sigint_finishes_the_step_saves_and_exits_0(data_dir, tmp_path, monkeypatch, capfd):
+    # In this process, the signal sent by the run to itself after iteration 11's step (as a Ctrl-C
+    # arrives during a step): the real process's way is SIGTERM's, above, through the same handler.
+    fr.inject("sigint_at:11", monkeypatch.setattr)
+    status = fr.train.main(fr.tiny_flags(data_dir, str(tmp_path)))
+    sys.__stdout__.flush()  # where train.finish prints the stop (a worker's sys.stdout is silenced)
+    out, err = capfd.readouterr()
+    assert status == 0, err
+    assert assert_stopped_and_saved(out, "SIGINT", str(tmp_path)) == 12
 
 
 def run_in_process(flags, fault, monkeypatch, capsys):
