@@ -13,9 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-import fault_runner as fr
-from dcgan_mnist import data, evaluate
-from dcgan_mnist.config import Config
+# TensorFlow (fault_runner, the package's modules) is imported by the fixtures that use it, not here:
+# pytest-xdist's controller loads this file too, runs no test, and would spend seconds of CPU on it.
 from scaffold import (  # noqa: F401  (re-exported: the tests import the scaffold from here)
     FASHION,
     ROOT,
@@ -96,6 +95,7 @@ def trained_copy(trained_run, tmp_path):
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
     """fault_runner's tiny data set, once per session."""
+    import fault_runner as fr
     folder = tmp_path_factory.mktemp("data")
     fr.tiny_data(folder)
     return str(folder)
@@ -105,6 +105,7 @@ def data_dir(tmp_path_factory):
 def fault_reference(data_dir, tmp_path_factory):
     """fault_runner's run undisturbed, as a real process, to the end: its folder (ckpt/, vis/). The
     runs that faults interrupt must end exactly where it did. Read it only (copy it to change it)."""
+    import fault_runner as fr
     run_dir = str(tmp_path_factory.mktemp("reference"))
     proc = fr.start(fr.tiny_flags(data_dir, run_dir))
     out, err = proc.communicate(timeout=300)
@@ -130,12 +131,13 @@ def one_device_run(replica_flags, tmp_path_factory):
     """What replicated runs must end as: replica_flags on one device, in this process, 2 epochs (16
     iterations), every iteration's figures printed (log.txt). Its folder: ckpt/ (ckpt-8 ends the first
     epoch, ckpt-16 the run), vis/, log.txt."""
+    from dcgan_mnist import train
     folder = tmp_path_factory.mktemp("one_device")
     log = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")  # as sys.stdout (the command reconfigures it)
     with contextlib.redirect_stdout(log):
-        status = fr.train.main(replica_flags + ["--strategy", "one", "--n-epochs", "2", "--log-every", "1",
-                                                "--checkpoint-dir", str(folder / "ckpt"),
-                                                "--vis-dir", str(folder / "vis")])
+        status = train.main(replica_flags + ["--strategy", "one", "--n-epochs", "2", "--log-every", "1",
+                                             "--checkpoint-dir", str(folder / "ckpt"),
+                                             "--vis-dir", str(folder / "vis")])
     log.flush()
     printed = log.buffer.getvalue().decode()
     assert status == 0, printed[-3000:]
@@ -166,6 +168,8 @@ def mnist_run(tmp_path_factory):
     the GAN), its evaluator at 100 images per label (real row and reference: 1,000 digits each),
     and UNSEEN other real digits. In the xdist group "mnist_run" (test_evaluate.py's and test_demo.py's
     tests, whose page's digits its classifier reads): made once."""
+    from dcgan_mnist import data, evaluate, train
+    from dcgan_mnist.config import Config
     shipped = data.load_shipped()  # MNIST's 10,000 test digits, installed with the package
     images, labels = shipped.train_images, shipped.train_labels
     # Shuffled: the test file's two halves come from different writers.
@@ -176,8 +180,8 @@ def mnist_run(tmp_path_factory):
     write_idx(folder / "labels", labels[run])
     flags = ["--train-images", str(folder / "images"), "--train-labels", str(folder / "labels"), "--valid-size", "2000",
              "--seed", "1"]
-    assert fr.train.main(SMALL_FLAGS + flags + ["--max-iterations", "1", "--checkpoint-dir", str(folder / "ckpt"),
-                                                "--vis-dir", str(folder / "vis")]) == 0
+    assert train.main(SMALL_FLAGS + flags + ["--max-iterations", "1", "--checkpoint-dir", str(folder / "ckpt"),
+                                             "--vis-dir", str(folder / "vis")]) == 0
     cfg = Config(train_images=str(folder / "images"), train_labels=str(folder / "labels"), valid_size=2000, seed=1)
     evaluator = evaluate.Evaluator(evaluate.run_data(cfg), n_per_label=100, cache_dir=str(folder / "cache"),
                                    steps=MNIST_RUN_STEPS)
