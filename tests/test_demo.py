@@ -39,7 +39,8 @@ WAIT = 60  # seconds any one thing on the page may take before the test fails (a
 def served(tmp_path_factory, request):
     """The demo serving the pretrained generator as a real process; conftest.mnist_run's classifier, 1,000
     shipped digits, 100 steps (it reads the digits the page draws: 97.8% of the pretrained generator's
-    as asked, at worst 96% of a seed's 200); the generator in this process, for references."""
+    as asked, at worst 96% of a seed's 200, docs/measurements.md); the generator in this process, for
+    references."""
     folder = tmp_path_factory.mktemp("demo")
     out, err = folder / "stdout", folder / "stderr"
     with open(out, "w") as stdout, open(err, "w") as stderr:  # no --port: the first free one from 7860
