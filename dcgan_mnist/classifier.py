@@ -7,6 +7,7 @@ same recipe, on the scored images.
 """
 import os
 import time
+import weakref
 
 import keras
 import numpy as np
@@ -125,9 +126,17 @@ def load_or_train_classifier(images, labels, seed, cache_dir=None, retrain=False
     return model, path, True
 
 
+# Each classifier's two-output view (features and logits), made once: a new keras.Model per call traced
+# its predict function again (a third of a second a call, most of a training hook's measurement).
+_FEATURES_AND_LOGITS = weakref.WeakKeyDictionary()
+
+
 def features_and_probs(classifier, images, batch_size=1000):
     """Penultimate features [N, 128] and p(y|x) [N, classes] of uint8 images [N, H, W] or [N, H, W, 3]."""
-    both = keras.Model(classifier.inputs, [classifier.get_layer("features").output, classifier.outputs[0]])
+    both = _FEATURES_AND_LOGITS.get(classifier)
+    if both is None:
+        both = _FEATURES_AND_LOGITS[classifier] = keras.Model(
+            classifier.inputs, [classifier.get_layer("features").output, classifier.outputs[0]])
     feats, logits = both.predict(with_channels(images), batch_size=batch_size, verbose=0)
     logits = logits.astype(np.float64)
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
