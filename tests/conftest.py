@@ -101,15 +101,25 @@ def data_dir(tmp_path_factory):
     return str(folder)
 
 
+def printed_by(main, argv):
+    """main(argv) in this process: (exit status, what it printed on stdout). For session fixtures,
+    which have no capsys; a TextIOWrapper, as sys.stdout is (a command reconfigures it)."""
+    log = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    with contextlib.redirect_stdout(log):
+        status = main(argv)
+    log.flush()
+    return status, log.buffer.getvalue().decode()
+
+
 @pytest.fixture(scope="session")
 def fault_reference(data_dir, tmp_path_factory):
-    """fault_runner's run undisturbed, as a real process, to the end: its folder (ckpt/, vis/). The
-    runs that faults interrupt must end exactly where it did. Read it only (copy it to change it)."""
+    """fault_runner's run undisturbed, in this process, to the end: its folder (ckpt/, vis/). The
+    runs that faults interrupt must end exactly where it did; test_faults_at_scale's first trainer,
+    a real process, does. Read it only (copy it to change it)."""
     import fault_runner as fr
     run_dir = str(tmp_path_factory.mktemp("reference"))
-    proc = fr.start(fr.tiny_flags(data_dir, run_dir))
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
+    status, out = printed_by(fr.train.main, fr.tiny_flags(data_dir, run_dir))
+    assert status == 0, out[-3000:]
     assert f"done: {fr.TOTAL} iterations" in out
     return run_dir
 
@@ -133,13 +143,9 @@ def one_device_run(replica_flags, tmp_path_factory):
     epoch, ckpt-16 the run), vis/, log.txt."""
     from dcgan_mnist import train
     folder = tmp_path_factory.mktemp("one_device")
-    log = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")  # as sys.stdout (the command reconfigures it)
-    with contextlib.redirect_stdout(log):
-        status = train.main(replica_flags + ["--strategy", "one", "--n-epochs", "2", "--log-every", "1",
-                                             "--checkpoint-dir", str(folder / "ckpt"),
-                                             "--vis-dir", str(folder / "vis")])
-    log.flush()
-    printed = log.buffer.getvalue().decode()
+    status, printed = printed_by(train.main, replica_flags + [
+        "--strategy", "one", "--n-epochs", "2", "--log-every", "1", "--checkpoint-dir", str(folder / "ckpt"),
+        "--vis-dir", str(folder / "vis")])
     assert status == 0, printed[-3000:]
     (folder / "log.txt").write_text(printed)
     return folder

@@ -24,7 +24,7 @@ BOUND = 90  # seconds for the other worker to stop; measured 4-25 s on 2 busy co
 
 @pytest.fixture(scope="module")
 def reference(fault_reference):
-    """An undisturbed one-process run (conftest.fault_reference): its folder."""
+    """The undisturbed run, in the test process (conftest.fault_reference): its folder."""
     return fault_reference
 
 
@@ -53,7 +53,10 @@ def test_second_trainer_on_a_folder_in_use_is_refused_and_the_first_is_untouched
         f"error: --checkpoint-dir {ckpt} is in use by another trainer (process {first.pid} on "
         f"{socket.gethostname()}); wait for it to end, stop it, or pass another --checkpoint-dir"]
     assert first.returncode == 0, err
+    # Untouched: the real process, paused while the second was refused, ends bit for bit as the same
+    # command run in the test process.
     fr.assert_same_state(fr.state(ckpt), fr.state(os.path.join(reference, "ckpt")))
+    assert fr.grids(os.path.join(str(tmp_path), "vis")) == fr.grids(os.path.join(reference, "vis"))
 
 
 def test_generate_reads_a_folder_in_use(trained_copy, tmp_path, capsys):

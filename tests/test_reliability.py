@@ -26,8 +26,9 @@ pytestmark = pytest.mark.xdist_group("fault_reference")
 
 @pytest.fixture(scope="session")  # not module: a worker may come back to this module
 def reference(data_dir, fault_reference, tmp_path_factory):
-    """The undisturbed run (a real process, conftest.fault_reference) and its twin, the same command
-    run again in this process: returns both folders, the reference's first."""
+    """The undisturbed run (conftest.fault_reference) and its twin, the same command run again in this
+    process: returns both folders, the reference's first. (A real process ends as they do:
+    test_faults_at_scale's first trainer.)"""
     twin = str(tmp_path_factory.mktemp("twin"))
     assert fr.train.main(fr.tiny_flags(data_dir, twin)) == 0
     return [fault_reference, twin]
