@@ -63,12 +63,16 @@ def polynomial_kernel(x, y):
     return (x @ y.T / x.shape[1] + 1) ** 3
 
 
+def mmd2_from_sums(within_x, within_y, across, m):
+    """The unbiased estimate of MMD^2 between two samples of the same size m from sums of their kernel
+    values: within each sample without each point with itself (so m (m - 1) terms), and across (m^2)."""
+    return (within_x + within_y) / (m * (m - 1)) - 2 * across / m ** 2
+
+
 def mmd2_from_kernels(k_xx, k_yy, k_xy):
-    """The unbiased estimate of MMD^2 between two samples of the same size m from their kernel
-    matrices: the diagonals of k_xx and k_yy, each point with itself, are left out of their means."""
+    """mmd2_from_sums from the samples' kernel matrices: their diagonals left out of the within sums."""
     m = len(k_xx)
-    within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
-    return float(within - 2 * k_xy.mean())
+    return float(mmd2_from_sums(k_xx.sum() - np.trace(k_xx), k_yy.sum() - np.trace(k_yy), k_xy.sum(), m))
 
 
 def mmd2_unbiased(x, y):
@@ -98,8 +102,7 @@ def kid(features_a, features_b, subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE
             in_a[s, a], in_b[s, b] = 1, 1
         within_a = np.einsum("sn,sn->s", in_a @ k_aa, in_a) - in_a @ np.diag(k_aa)  # without each point with itself
         within_b = np.einsum("sn,sn->s", in_b @ k_bb, in_b) - in_b @ np.diag(k_bb)
-        across = np.einsum("sn,sn->s", in_a @ k_ab, in_b)
-        values = (within_a + within_b) / (size * (size - 1)) - 2 * across / size ** 2  # mmd2_from_kernels, per subset
+        values = mmd2_from_sums(within_a, within_b, np.einsum("sn,sn->s", in_a @ k_ab, in_b), size)
     else:
         values = [mmd2_unbiased(features_a[a], features_b[b]) for a, b in draws]
     return float(np.mean(values)), float(np.std(values))
