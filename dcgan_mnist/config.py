@@ -179,7 +179,7 @@ class Config:
                 raise ConfigError(f"--image-size {given}: give one size N (square) or two, H W")
             problem = image_size_problem(self.image_size)
             if problem:
-                raise ConfigError(f"--image-size {given}: {problem}")
+                raise ConfigError(f"--image-size {given}: {problem} would do")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             bad("learning_rate", "must be a number above 0")
         if not 0 <= self.beta1 < 1:
@@ -232,9 +232,15 @@ class Config:
                 if f.metadata["run"] and getattr(self, f.name) != getattr(other, f.name)]
 
 
+def size_flag(height, width):
+    """The --image-size flag of a size: one number for a square."""
+    return f"--image-size {height}" if height == width else f"--image-size {height} {width}"
+
+
 def image_size_problem(size):
     """Why (H, W) does not suit the network, whose two stride-2 layers halve it twice (upstream's
-    28 -> 14 -> 7), with the nearest sizes that do; None when it suits."""
+    28 -> 14 -> 7), ending with the --image-size flags of the nearest sizes that do (for the caller to
+    say what they would do); None when it suits."""
     height, width = size
     if height % 4 == 0 and width % 4 == 0 and min(height, width) >= 4:
         return None
@@ -244,9 +250,8 @@ def image_size_problem(size):
 
     hs, ws = nearest(max(height, 1)), nearest(max(width, 1))
     sizes = sorted({(hs[0], ws[0]), (hs[-1], ws[-1])})
-    flags = " or ".join(f"--image-size {h}" if h == w else f"--image-size {h} {w}" for h, w in sizes)
     return (f"height and width must be multiples of 4, at least 4 (the network halves them twice); "
-            f"{flags} would do")
+            f"{' or '.join(size_flag(h, w) for h, w in sizes)}")
 
 
 def flag_name(field_name):

@@ -47,7 +47,7 @@ import numpy as np
 from PIL import Image
 
 from dcgan_mnist.cli import DataError
-from dcgan_mnist.config import image_size_problem
+from dcgan_mnist.config import image_size_problem, size_flag
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
@@ -73,8 +73,7 @@ def check_size(height, width, where):
     """DataError naming where unless height x width suits the network (config.image_size_problem)."""
     problem = image_size_problem((height, width))
     if problem:
-        raise DataError(f"{where}: images are {height} x {width} (height x width); {problem.replace(' would do', '')} "
-                        f"resizes them")
+        raise DataError(f"{where}: images are {height} x {width} (height x width); {problem} resizes them")
 
 
 def _requested_size(image_size):
@@ -85,13 +84,12 @@ def _requested_size(image_size):
     size = tuple(image_size) if isinstance(image_size, (tuple, list, np.ndarray)) else (image_size,)
     if len(size) == 1:
         size = size * 2
-    given = f"--image-size {' '.join(map(str, size))}"
     if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in size):
-        raise DataError(f"{given}: give one size N (N x N) or two, H W")
+        raise DataError(f"--image-size {' '.join(map(str, size))}: give one size N (N x N) or two, H W")
     height, width = (int(s) for s in size)
-    if image_size_problem((height, width)):
-        raise DataError(f"{'--image-size ' + str(height) if height == width else given}: "
-                        f"{image_size_problem((height, width))}")
+    problem = image_size_problem((height, width))
+    if problem:
+        raise DataError(f"{size_flag(height, width)}: {problem} would do")
     return height, width
 
 
@@ -300,7 +298,8 @@ def _problem(paths, target, i, problem):
 
 
 def _first(path, size, channels):
-    """The target of a folder whose first image is at path: its size and channels unless asked for."""
+    """The target of a folder whose first image is at path (its size and channels unless asked for), and
+    that image's own size."""
     try:
         with Image.open(path) as im:
             own_size, grey = im.size[::-1], is_grey(im)
@@ -309,7 +308,7 @@ def _first(path, size, channels):
     if size is None:
         check_size(*own_size, path)
     grey = grey if channels is None else channels == 1
-    return _Target(size or own_size, size is not None, grey, convert=channels is not None or not grey)
+    return _Target(size or own_size, size is not None, grey, convert=channels is not None or not grey), own_size
 
 
 def _notes(done, n, target, colour_example=None):
@@ -339,9 +338,8 @@ def load_image_folder(path, image_size=None, dim_channel=None):
     size, channels = _requested_size(image_size), _requested_channels(dim_channel)
     root = os.fspath(path)
     class_names, paths, labels, notes = _scan(root)
-    target = _first(paths[0], size, channels)
-    with Image.open(paths[0]) as first:
-        workers = IMAGE_WORKERS if max(first.width * first.height, np.prod(target.size)) >= PARALLEL_PIXELS else 1
+    target, first_size = _first(paths[0], size, channels)
+    workers = IMAGE_WORKERS if max(np.prod(first_size), np.prod(target.size)) >= PARALLEL_PIXELS else 1
     out = np.empty((len(paths), *target.size) + (() if target.grey else (3,)), dtype=np.uint8)
     done, colour = _decode_all(paths, list(range(len(paths))), out, target, workers)
     if colour:  # the first image was grey, some others are not: the whole folder becomes colour
