@@ -193,19 +193,19 @@ def test_sigterm_finishes_the_step_saves_exits_0_and_the_printed_command_resumes
 def test_sigint_finishes_the_step_saves_and_exits_0(data_dir, tmp_path, monkeypatch, capfd):
     # In this process, the signal sent by the run to itself after iteration 11's step (as a Ctrl-C
     # arrives during a step): the real process's way is SIGTERM's, above, through the same handler.
-    fr.inject("sigint_at:11", monkeypatch.setattr)
-    status = fr.train.main(fr.tiny_flags(data_dir, str(tmp_path)))
-    sys.__stdout__.flush()  # where train.finish prints the stop (a worker's sys.stdout is silenced)
-    out, err = capfd.readouterr()
+    # capfd: the stop's line goes to sys.__stdout__ (train.finish), which capsys does not see.
+    status, out, err = run_in_process(fr.tiny_flags(data_dir, str(tmp_path)), "sigint_at:11", monkeypatch, capfd)
     assert status == 0, err
     assert assert_stopped_and_saved(out, "SIGINT", str(tmp_path)) == 12
 
 
-def run_in_process(flags, fault, monkeypatch, capsys):
-    """A run in this process (no TensorFlow start-up to wait for), with the fault patched in."""
+def run_in_process(flags, fault, monkeypatch, capture):
+    """A run in this process (no TensorFlow start-up to wait for), with the fault patched in; capture:
+    pytest's capsys, or capfd to see what goes to sys.__stdout__."""
     fr.inject(fault, monkeypatch.setattr)
     status = fr.train.main(flags)
-    out, err = capsys.readouterr()
+    sys.__stdout__.flush()  # train.finish's stop line goes there (a worker's sys.stdout is silenced)
+    out, err = capture.readouterr()
     return status, out, err.strip().splitlines()
 
 
